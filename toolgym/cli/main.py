@@ -1,0 +1,18 @@
+"""Entry point of the ``toolgym`` command; each command group lives in its own module."""
+
+from __future__ import annotations
+
+import typer
+
+from toolgym.cli import sandbox
+
+app = typer.Typer(
+    name="toolgym",
+    help="Train and evaluate tool-using LLM agents in Docker sandboxes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(sandbox.app, name="sandbox")
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,132 @@
+"""The one error tree of toolgym.
+
+Every error toolgym raises on purpose derives from :class:`ToolgymError`, so a
+caller can catch the platform's failures without catching programming errors.
+Each error carries the data a handler needs as attributes, and its message says
+what to do about it.
+
+::
+
+    ToolgymError
+    ├── ConfigError
+    ├── RegistryError
+    │   └── UnknownEnv
+    ├── SandboxError
+    │   ├── SandboxUnavailable      no Docker daemon / no isolation available
+    │   ├── ImageNotFound           the sandbox image is not built
+    │   ├── SandboxCrashed          infrastructure failure (container died, channel lost)
+    │   └── PoolExhausted           no sandbox free within the acquire timeout
+    ├── ToolCallError
+    │   ├── ParseError
+    │   ├── UnknownTool
+    │   └── BadArguments
+    └── AgentError
+        ├── AgentTimeout
+        └── AgentHTTPError
+
+A command that fails inside a sandbox is *not* an error: it is an
+:class:`~toolgym.sandbox.ExecResult` with a non-zero exit code, a timeout flag
+or a truncation flag, and it goes back to the agent as an observation.
+"""
+
+from __future__ import annotations
+
+
+class ToolgymError(Exception):
+    """Base class of every error toolgym raises on purpose."""
+
+
+class ConfigError(ToolgymError, ValueError):
+    """A configuration value is missing, unknown or inconsistent."""
+
+
+class RegistryError(ToolgymError):
+    """An environment could not be registered or found."""
+
+
+class UnknownEnv(RegistryError, KeyError):
+    """No environment is registered under this id."""
+
+    def __init__(self, env_id: str, suggestions: list[str] | None = None) -> None:
+        self.env_id = env_id
+        self.suggestions = suggestions or []
+        hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if suggestions else ""
+        super().__init__(
+            f"No environment {env_id!r} is registered.{hint} "
+            "Run `toolgym envs list` to see the registered ids."
+        )
+
+    def __str__(self) -> str:  # KeyError would otherwise repr() the message
+        return str(self.args[0])
+
+
+class SandboxError(ToolgymError):
+    """The sandbox layer failed (not the command the agent ran)."""
+
+
+class SandboxUnavailable(SandboxError):
+    """No sandbox backend can run here (no Docker daemon, no bubblewrap)."""
+
+
+class ImageNotFound(SandboxError):
+    """The sandbox image does not exist locally."""
+
+    def __init__(self, image: str) -> None:
+        self.image = image
+        super().__init__(
+            f"Sandbox image {image!r} is not built. Run `toolgym sandbox build` "
+            "(or `make test`, which builds it) and try again."
+        )
+
+
+class SandboxCrashed(SandboxError):
+    """The sandbox died or stopped answering: an infrastructure failure.
+
+    Episodes that hit it are reported as ``infra_error`` and dropped by
+    trainers, never scored 0.
+    """
+
+    def __init__(self, sandbox_id: str, reason: str) -> None:
+        self.sandbox_id = sandbox_id
+        self.reason = reason
+        super().__init__(f"Sandbox {sandbox_id[:12]} crashed: {reason}")
+
+
+class PoolExhausted(SandboxError):
+    """Every sandbox of the pool stayed busy for the whole acquire timeout."""
+
+    def __init__(self, max_size: int, timeout_s: float) -> None:
+        self.max_size = max_size
+        self.timeout_s = timeout_s
+        super().__init__(
+            f"No sandbox became free within {timeout_s:g} s (pool max_size={max_size}). "
+            "Release sandboxes sooner, raise max_size, or raise the acquire timeout."
+        )
+
+
+class ToolCallError(ToolgymError):
+    """The agent's tool call could not be understood or executed as asked."""
+
+
+class ParseError(ToolCallError):
+    """The tool call text is not valid (e.g. malformed JSON)."""
+
+
+class UnknownTool(ToolCallError):
+    """The agent called a tool the environment does not offer."""
+
+
+class BadArguments(ToolCallError):
+    """The tool call's arguments are missing, unexpected or of the wrong type."""
+
+
+class AgentError(ToolgymError):
+    """The policy backend failed to produce an action."""
+
+
+class AgentTimeout(AgentError):
+    """The policy backend did not answer in time."""
+
+
+class AgentHTTPError(AgentError):
+    """An OpenAI-compatible server answered with an error after all retries."""

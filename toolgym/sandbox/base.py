@@ -1,0 +1,165 @@
+"""The ``Sandbox`` protocol and the record an ``exec`` returns.
+
+A sandbox is an isolated place to run an agent's commands. Backends
+(:class:`~toolgym.sandbox.docker.DockerSandbox`,
+:class:`~toolgym.sandbox.local.LocalSandbox`) implement the async methods;
+:class:`SyncMixin` derives the blocking twins from them, so every backend has
+the same method set and the sync path can never drift from the async one.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from toolgym._sync import run_sync
+from toolgym.sandbox.limits import Limits
+
+Command = str | Sequence[str]
+"""A shell command line (run by ``/bin/sh -c``) or an argv list (run directly)."""
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """What one command did. A failing command is a result, not an exception.
+
+    Example:
+        >>> r = ExecResult(exit_code=0, stdout="hi\\n", stderr="")
+        >>> r.ok
+        True
+    """
+
+    exit_code: int
+    """The command's exit status; ``-N`` when killed by signal N."""
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    """The wall-clock timeout ran out and the process group was killed."""
+    truncated: bool = False
+    """stdout or stderr exceeded the output cap; only the first bytes are kept."""
+    duration_s: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the command exited 0 in time."""
+        return self.exit_code == 0 and not self.timed_out
+
+    @property
+    def output(self) -> str:
+        """stdout followed by stderr, the way a terminal would interleave them roughly."""
+        return self.stdout + self.stderr
+
+
+class State(enum.Enum):
+    """Life cycle of a sandbox (httpx-style explicit state)."""
+
+    UNOPENED = 1
+    OPENED = 2
+    CLOSED = 3
+
+
+@runtime_checkable
+class Sandbox(Protocol):
+    """What every sandbox backend offers. Async methods first; sync twins wrap them."""
+
+    id: str
+
+    async def aexec(
+        self,
+        cmd: Command,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        output_bytes: int | None = None,
+    ) -> ExecResult: ...
+
+    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None: ...
+
+    async def aread_file(self, path: str) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+    def exec(
+        self,
+        cmd: Command,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        output_bytes: int | None = None,
+    ) -> ExecResult: ...
+
+    def write_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None: ...
+
+    def read_file(self, path: str) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class SyncMixin:
+    """Blocking twins and context-manager support derived from the async methods.
+
+    The sync methods run the coroutine on toolgym's bridge loop
+    (:mod:`toolgym._sync`), never on a loop of their own.
+    """
+
+    limits: Limits
+
+    async def aexec(self, cmd: Command, **kwargs: object) -> ExecResult:  # pragma: no cover
+        raise NotImplementedError
+
+    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    async def aread_file(self, path: str) -> bytes:
+        raise NotImplementedError  # pragma: no cover
+
+    async def aclose(self) -> None:
+        raise NotImplementedError  # pragma: no cover
+
+    def exec(
+        self,
+        cmd: Command,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        output_bytes: int | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` and wait for it; see :meth:`aexec`."""
+        return run_sync(
+            self.aexec(
+                cmd, timeout=timeout, stdin=stdin, env=env, workdir=workdir,
+                output_bytes=output_bytes,
+            )
+        )
+
+    def write_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+        """Write ``data`` to ``path`` inside the sandbox (parents are created)."""
+        run_sync(self.awrite_file(path, data, mode=mode))
+
+    def read_file(self, path: str) -> bytes:
+        """Return the bytes of ``path`` inside the sandbox."""
+        return run_sync(self.aread_file(path))
+
+    def close(self) -> None:
+        """Destroy the sandbox. A second call does nothing."""
+        run_sync(self.aclose())
+
+    def __enter__(self) -> SyncMixin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> SyncMixin:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
