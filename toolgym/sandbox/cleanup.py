@@ -1,0 +1,118 @@
+"""Leave no container behind: the exit hook, the orphan reaper and signal handling.
+
+Three layers, each covering what the one before cannot:
+
+1. Sandboxes remove their container on ``aclose`` (also under cancellation).
+2. :func:`register_exit_hook` removes, at interpreter exit, every container
+   labelled with this process's run id: normal exit, an uncaught exception,
+   Ctrl-C (SIGINT), and SIGTERM once :func:`exit_on_sigterm` is installed.
+3. After ``kill -9``, nothing in the dead process can run; :func:`reap_orphans`
+   (called when a pool starts, and by ``toolgym sandbox prune``) removes
+   containers whose labelled owner is provably dead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import signal
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import docker.errors
+
+from toolgym.sandbox import owner
+from toolgym.sandbox.docker_client import docker_client
+
+_hook_lock = threading.Lock()
+_hook_installed = False
+
+
+@dataclass(frozen=True)
+class ContainerInfo:
+    """A toolgym container as ``toolgym sandbox ls`` shows it."""
+
+    id: str
+    image: str
+    status: str
+    run_id: str
+    owner_pid: str
+    owner_alive: bool
+
+
+def list_containers() -> list[ContainerInfo]:
+    """Every container toolgym started on this daemon, with its owner's liveness."""
+    found = docker_client().containers.list(all=True, filters={"label": "toolgym.owner.run"})
+    return [
+        ContainerInfo(
+            id=c.id,
+            image=c.labels.get("toolgym.image", "?"),
+            status=c.status,
+            run_id=c.labels.get("toolgym.owner.run", "?"),
+            owner_pid=c.labels.get("toolgym.owner.pid", "?"),
+            owner_alive=owner.owner_alive(c.labels),
+        )
+        for c in found
+    ]
+
+
+def _remove_all(containers: list[Any]) -> int:
+    removed = 0
+    for c in containers:
+        try:
+            c.remove(force=True)
+            removed += 1
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+    return removed
+
+
+def reap_orphans() -> int:
+    """Remove containers whose owner process is dead on this host.
+
+    Returns:
+        how many containers were removed.
+    """
+    found = docker_client().containers.list(all=True, filters={"label": "toolgym.owner.pid"})
+    return _remove_all([c for c in found if not owner.owner_alive(c.labels)])
+
+
+def remove_run(run_id: str = owner.RUN_ID) -> int:
+    """Remove every container labelled with ``run_id`` (default: this process's)."""
+    found = docker_client().containers.list(
+        all=True, filters={"label": f"toolgym.owner.run={run_id}"}
+    )
+    return _remove_all(found)
+
+
+def register_exit_hook() -> None:
+    """Make interpreter exit remove this process's containers (idempotent)."""
+    global _hook_installed
+    with _hook_lock:
+        if not _hook_installed:
+            atexit.register(_exit_hook)
+            _hook_installed = True
+
+
+def _exit_hook() -> None:
+    try:
+        remove_run()
+    except Exception:  # noqa: BLE001 - best effort at exit; the reaper is the backstop
+        pass
+
+
+def exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit`` so ``finally`` blocks and the exit hook run.
+
+    Call it from a program's entry point (the CLI does); library code never
+    installs signal handlers behind the caller's back.
+    """
+
+    def handler(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, handler)
