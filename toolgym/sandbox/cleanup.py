@@ -40,27 +40,33 @@ class ContainerInfo:
     owner_alive: bool
 
 
+def _find(label_filter: str) -> list[dict[str, Any]]:
+    """Container summaries (id, labels, state) from one list call: no per-container
+    inspect, so containers removed meanwhile by someone else cause no errors."""
+    return docker_client().api.containers(all=True, filters={"label": label_filter})
+
+
 def list_containers() -> list[ContainerInfo]:
     """Every container toolgym started on this daemon, with its owner's liveness."""
-    found = docker_client().containers.list(all=True, filters={"label": "toolgym.owner.run"})
     return [
         ContainerInfo(
-            id=c.id,
-            image=c.labels.get("toolgym.image", "?"),
-            status=c.status,
-            run_id=c.labels.get("toolgym.owner.run", "?"),
-            owner_pid=c.labels.get("toolgym.owner.pid", "?"),
-            owner_alive=owner.owner_alive(c.labels),
+            id=c["Id"],
+            image=c["Labels"].get("toolgym.image", c.get("Image", "?")),
+            status=c.get("State", "?"),
+            run_id=c["Labels"].get("toolgym.owner.run", "?"),
+            owner_pid=c["Labels"].get("toolgym.owner.pid", "?"),
+            owner_alive=owner.owner_alive(c["Labels"]),
         )
-        for c in found
+        for c in _find("toolgym.owner.run")
     ]
 
 
-def _remove_all(containers: list[Any]) -> int:
+def _remove_all(ids: list[str]) -> int:
+    api = docker_client().api
     removed = 0
-    for c in containers:
+    for cid in ids:
         try:
-            c.remove(force=True)
+            api.remove_container(cid, force=True)
             removed += 1
         except docker.errors.NotFound:
             pass
@@ -76,16 +82,14 @@ def reap_orphans() -> int:
     Returns:
         how many containers were removed.
     """
-    found = docker_client().containers.list(all=True, filters={"label": "toolgym.owner.pid"})
-    return _remove_all([c for c in found if not owner.owner_alive(c.labels)])
+    return _remove_all(
+        [c["Id"] for c in _find("toolgym.owner.pid") if not owner.owner_alive(c["Labels"])]
+    )
 
 
 def remove_run(run_id: str = owner.RUN_ID) -> int:
     """Remove every container labelled with ``run_id`` (default: this process's)."""
-    found = docker_client().containers.list(
-        all=True, filters={"label": f"toolgym.owner.run={run_id}"}
-    )
-    return _remove_all(found)
+    return _remove_all([c["Id"] for c in _find(f"toolgym.owner.run={run_id}")])
 
 
 def register_exit_hook() -> None:

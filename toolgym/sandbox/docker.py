@@ -85,7 +85,6 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
     mem = f"{lim.memory_mb}m"
     return {
         "command": ["sleep", "infinity"],
-        "detach": True,
         "init": True,
         "user": IDLE_USER,
         "working_dir": spec.workdir,
@@ -186,9 +185,18 @@ class DockerSandbox(SyncMixin):
         client = docker_client()
         all_labels = {**owner.labels(), "toolgym.image": spec.image, **(labels or {})}
         cleanup.register_exit_hook()
-        starting = asyncio.ensure_future(
-            asyncio.to_thread(client.containers.run, spec.image, **container_options(spec, all_labels))
-        )
+        options = container_options(spec, all_labels)
+
+        def start() -> Any:  # create + start: unlike run(), never tries to pull
+            container = client.containers.create(spec.image, **options)
+            try:
+                container.start()
+            except BaseException:
+                _remove(container)
+                raise
+            return container
+
+        starting = asyncio.ensure_future(asyncio.to_thread(start))
         try:
             container = await asyncio.shield(starting)
         except docker.errors.ImageNotFound as exc:
@@ -242,6 +250,7 @@ class DockerSandbox(SyncMixin):
             sock = getattr(raw, "_sock", raw)
             dup = sock.dup()  # ours alone: docker-py's response may close the original
             raw.close()
+            sock.close()
             return dup
 
         try:
@@ -364,8 +373,8 @@ class DockerSandbox(SyncMixin):
         """A non-exec supervisor request, retried once on a fresh channel."""
         self._check_open()
         for attempt in (1, 2):
-            channel = await self._ensure_channel()
             try:
+                channel = await self._ensure_channel()
                 return await channel.request(op, reply_timeout=reply_timeout, **fields)
             except ChannelLost:
                 if attempt == 2:

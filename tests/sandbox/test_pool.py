@@ -1,0 +1,153 @@
+"""SandboxPool against the real engine: warm, clean between users, bounded, leak-free."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from toolgym.errors import PoolExhausted
+from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from tests.sandbox.conftest import IMAGE, run_containers
+
+pytestmark = pytest.mark.docker
+
+
+async def test_pooled_sandbox_keeps_no_state_between_users(spec):
+    async with SandboxPool(spec, PoolConfig(size=1, max_size=1)) as pool:
+        async with pool.sandbox() as sb:
+            first = sb.id
+            await sb.aexec("echo secret > /work/note; echo t > /tmp/t; (sleep 1000 &) ; sleep 1000 &")
+        async with pool.sandbox() as sb:
+            assert sb.id == first, "the warm container is reused"
+            r = await sb.aexec("ls -A /work /tmp; ls /proc | grep -c '^[0-9]'")
+            lines = r.stdout.split()
+            assert "note" not in lines and "t" not in lines
+            assert int(lines[-1]) <= 6, "background processes of the last user are gone"
+
+
+async def test_acquire_is_bounded_with_a_clear_error(spec):
+    async with SandboxPool(spec, PoolConfig(size=1, max_size=1)) as pool:
+        held = await pool.acquire()
+        with pytest.raises(PoolExhausted, match="max_size=1"):
+            await pool.acquire(timeout=0.2)
+        waiter = asyncio.ensure_future(pool.acquire(timeout=10))
+        await asyncio.sleep(0.1)
+        await pool.release(held)
+        assert (await waiter).id == held.id
+
+
+async def test_recycled_after_max_uses_and_on_error(spec):
+    async with SandboxPool(spec, PoolConfig(size=1, max_size=2, max_uses=2)) as pool:
+        ids = []
+        for _ in range(3):
+            async with pool.sandbox() as sb:
+                ids.append(sb.id)
+        assert ids[0] == ids[1] != ids[2]
+        with pytest.raises(ZeroDivisionError):
+            async with pool.sandbox() as sb:
+                bad = sb.id
+                1 / 0
+        async with pool.sandbox() as sb:
+            assert sb.id != bad
+        assert pool.events["recycled"] == 2
+
+
+async def test_dead_idle_sandbox_is_replaced_by_health_check(spec):
+    cfg = PoolConfig(size=1, max_size=2, health_check_after_s=0.0)
+    async with SandboxPool(spec, cfg) as pool:
+        async with pool.sandbox() as sb:
+            dead = sb
+        await asyncio.to_thread(dead.container.kill)
+        async with pool.sandbox() as sb:
+            assert sb.id != dead.id and (await sb.aexec("echo ok")).ok
+        assert pool.events["health_failed"] == 1
+
+
+async def test_no_leak_after_exception_and_cancellation(spec):
+    from toolgym.sandbox.owner import RUN_ID
+
+    before = set(run_containers(RUN_ID))
+    with pytest.raises(RuntimeError):
+        async with SandboxPool(spec, PoolConfig(size=2, max_size=4)) as pool:
+            async with pool.sandbox():
+                raise RuntimeError("boom")
+    pool = await SandboxPool(spec, PoolConfig(size=2, max_size=4)).astart()
+
+    async def episode():
+        async with pool.sandbox() as sb:
+            await sb.aexec("sleep 1000", timeout=100)
+
+    task = asyncio.ensure_future(episode())
+    await asyncio.sleep(0.5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await pool.aclose()
+    assert set(run_containers(RUN_ID)) == before
+
+
+def _owner_script(body: str) -> str:
+    return textwrap.dedent(f"""
+        import asyncio, os, sys
+        from toolgym.sandbox.docker import SandboxSpec
+        from toolgym.sandbox.pool import SandboxPool, PoolConfig
+        from toolgym.sandbox.owner import RUN_ID
+        from toolgym.sandbox import cleanup
+        spec = SandboxSpec(image={IMAGE!r})
+    """) + textwrap.dedent(body)
+
+
+def _spawn(body: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", _owner_script(body)], stdout=subprocess.PIPE,
+                            text=True, cwd=os.getcwd())
+
+
+def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
+    proc = _spawn("""
+        async def main():
+            pool = await SandboxPool(spec, PoolConfig(size=3)).astart()
+            print(RUN_ID, flush=True)
+            await asyncio.sleep(1000)
+        asyncio.run(main())
+    """)
+    run_id = proc.stdout.readline().strip()
+    assert len(run_containers(run_id)) == 3
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    proc.stdout.close()
+    assert len(run_containers(run_id)) == 3, "kill -9 leaves them (nothing can run)"
+
+    async def start_new_pool():
+        async with SandboxPool(spec, PoolConfig(size=1)) as pool:
+            return pool.events["orphans_reaped"]
+
+    assert asyncio.run(start_new_pool()) == 3
+    assert run_containers(run_id) == []
+
+
+@pytest.mark.parametrize("ending", ["return", "raise", "sigterm", "sigint"])
+def test_exit_hook_removes_containers(ending):
+    proc = _spawn(f"""
+        cleanup.exit_on_sigterm()
+        from toolgym.sandbox.docker import DockerSandbox
+        sb = DockerSandbox.create(spec)
+        print(RUN_ID, flush=True)
+        if {ending!r} == "raise":
+            raise SystemExit("crash")
+        if {ending!r} in ("sigterm", "sigint"):
+            import time; time.sleep(1000)
+    """)
+    run_id = proc.stdout.readline().strip()
+    if ending == "sigterm":
+        proc.send_signal(signal.SIGTERM)
+    elif ending == "sigint":
+        proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    proc.stdout.close()
+    assert run_containers(run_id) == []
