@@ -19,6 +19,33 @@ from toolgym.sandbox.base import Command, ExecResult
 
 SUPERVISOR_SOURCE = open(supervisor.__file__, encoding="utf-8").read()  # noqa: SIM115
 """Sent as ``python3 -c SOURCE``: no image needs toolgym installed."""
+ONE_SHOT_SOURCE = (
+    SUPERVISOR_SOURCE.split('if __name__ == "__main__":')[0]
+    + "sys.stdout.write(json.dumps(run_command(json.loads(sys.argv[1]))))\n"
+)
+"""Runs one exec request given as argv[1] and prints the reply: the fallback path."""
+
+
+def exec_request(
+    cmd: Command,
+    *,
+    timeout: float,
+    output_bytes: int,
+    stdin: bytes | str | None = None,
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+) -> dict[str, Any]:
+    """The fields of a supervisor ``exec`` request."""
+    if isinstance(stdin, str):
+        stdin = stdin.encode()
+    return {
+        "cmd": cmd if isinstance(cmd, str) else list(cmd),
+        "timeout": timeout,
+        "stdin": None if stdin is None else base64.b64encode(stdin).decode(),
+        "env": dict(env or {}),
+        "cwd": workdir,
+        "output_bytes": output_bytes,
+    }
 
 
 class ChannelLost(Exception):
@@ -125,29 +152,10 @@ class SupervisorChannel:
             raise RuntimeError(reply["error"])
         return reply
 
-    async def exec(
-        self,
-        cmd: Command,
-        *,
-        timeout: float,
-        output_bytes: int,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        grace_s: float = 10.0,
-    ) -> ExecResult:
-        """Run a command through the supervisor and decode its result."""
-        if isinstance(stdin, str):
-            stdin = stdin.encode()
+    async def exec(self, request: Mapping[str, Any], *, grace_s: float = 10.0) -> ExecResult:
+        """Run an :func:`exec_request` through the supervisor and decode its result."""
         reply = await self.request(
-            "exec",
-            reply_timeout=timeout + grace_s,
-            timeout=timeout,
-            cmd=cmd if isinstance(cmd, str) else list(cmd),
-            stdin=None if stdin is None else base64.b64encode(stdin).decode(),
-            env=dict(env or {}),
-            cwd=workdir,
-            output_bytes=output_bytes,
+            "exec", reply_timeout=float(request["timeout"]) + grace_s, **request
         )
         return decode_exec_reply(reply)
 

@@ -18,11 +18,9 @@ sandbox reported as crashed.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import socket
 import struct
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,8 +29,9 @@ import docker.errors
 
 from toolgym.errors import ImageNotFound, SandboxCrashed
 from toolgym.sandbox import cleanup, owner
-from toolgym.sandbox.base import Command, ExecResult, State, SyncMixin
+from toolgym.sandbox.base import ExecResult
 from toolgym.sandbox.channel import (
+    ONE_SHOT_SOURCE,
     SUPERVISOR_SOURCE,
     ChannelLost,
     SupervisorChannel,
@@ -40,6 +39,7 @@ from toolgym.sandbox.channel import (
 )
 from toolgym.sandbox.docker_client import docker_client
 from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
+from toolgym.sandbox.supervised import SupervisedSandbox
 
 AGENT_USER = "1000:1000"
 """uid:gid the agent's commands (and the supervisor) run as."""
@@ -145,7 +145,7 @@ class _ExecSocket:
         self._writer.close()
 
 
-class DockerSandbox(SyncMixin):
+class DockerSandbox(SupervisedSandbox):
     """One Docker container with a persistent exec channel.
 
     Create with :meth:`acreate` (or :meth:`create` from sync code); close with
@@ -158,16 +158,9 @@ class DockerSandbox(SyncMixin):
     """
 
     def __init__(self, container: Any, spec: SandboxSpec) -> None:
+        super().__init__(container.id, spec.limits, spec.workdir, spec.wipe)
         self.container = container
-        self.id: str = container.id
         self.spec = spec
-        self.limits = spec.limits
-        self.events: Counter[str] = Counter()
-        """Counted infrastructure events: channel_restarts, fallback_execs, …"""
-        self.state = State.OPENED
-        self._channel: SupervisorChannel | None = None
-        self._channel_lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
 
     # ---------------------------------------------------------------- life cycle
     @classmethod
@@ -222,15 +215,8 @@ class DockerSandbox(SyncMixin):
 
         return run_sync(cls.acreate(spec, labels=labels))
 
-    async def aclose(self) -> None:
-        """Remove the container. Safe to call twice, and safe under cancellation."""
-        if self.state is State.CLOSED:
-            return
-        self.state = State.CLOSED
-        if self._channel is not None:
-            self._channel.close()
-        # Shielded: a cancelled caller must not leave the container behind.
-        await asyncio.shield(asyncio.to_thread(_remove, self.container))
+    async def _destroy(self) -> None:
+        await asyncio.to_thread(_remove, self.container)
 
     # ------------------------------------------------------------------- channel
     async def _open_channel(self) -> SupervisorChannel:
@@ -266,100 +252,17 @@ class DockerSandbox(SyncMixin):
             raise
         return channel
 
-    async def _ensure_channel(self) -> SupervisorChannel:
-        """Return a live channel on the running loop, (re)starting the supervisor if needed."""
-        channel = self._channel
-        if channel is not None and channel.usable:
-            return channel
-        loop = asyncio.get_running_loop()
-        if self._channel_lock is None or self._lock_loop is not loop:
-            self._channel_lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._channel_lock:
-            if self._channel is not None and self._channel.usable:
-                return self._channel
-            if self._channel is not None:
-                self._channel.close()
-                self.events["channel_restarts"] += 1
-            self._channel = await self._open_channel()
-            return self._channel
-
-    def _check_open(self) -> None:
-        if self.state is not State.OPENED:
-            raise SandboxCrashed(self.id, "sandbox is closed")
-
-    # ----------------------------------------------------------------- commands
-    async def aexec(
-        self,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        output_bytes: int | None = None,
-    ) -> ExecResult:
-        """Run ``cmd`` as the sandbox user; a failing command is a result, not an error.
-
-        Args:
-            cmd: a shell command line (``/bin/sh -c``) or an argv list.
-            timeout: wall-clock seconds (default ``limits.timeout_s``); when it
-                runs out the command's whole process group is killed and the
-                result has ``timed_out=True``. The sandbox stays usable.
-            stdin: bytes fed to the command's stdin (default: none, EOF).
-            env: variables added to the sandbox's environment.
-            workdir: working directory (default: the spec's work dir).
-            output_bytes: bytes kept of each of stdout/stderr (default
-                ``limits.output_bytes``); the rest is dropped, ``truncated=True``.
-
-        Raises:
-            SandboxCrashed: the container is gone or cannot run commands at all.
-        """
-        self._check_open()
-        timeout = self.limits.timeout_s if timeout is None else timeout
-        output_bytes = self.limits.output_bytes if output_bytes is None else output_bytes
-        try:
-            channel = await self._ensure_channel()
-        except ChannelLost:
-            self.events["fallback_execs"] += 1
-            return await self._fallback_exec(cmd, timeout=timeout, stdin=stdin, env=env,
-                                             workdir=workdir, output_bytes=output_bytes)
-        try:
-            return await channel.exec(cmd, timeout=timeout, stdin=stdin, env=env,
-                                      workdir=workdir or self.spec.workdir,
-                                      output_bytes=output_bytes)
-        except ChannelLost:
-            # The command (or something) killed the supervisor mid-call. Re-running
-            # it could repeat side effects, so report it as a failed command.
-            self.events["channel_lost"] += 1
-            await self._raise_if_dead()
-            return ExecResult(exit_code=-9, stdout="", stderr=(
-                "[toolgym] the command killed the sandbox's command runner; "
-                "it has been restarted, but the command's output is lost\n"))
-
-    async def _fallback_exec(self, cmd: Command, *, timeout: float, stdin: bytes | str | None,
-                             env: Mapping[str, str] | None, workdir: str | None,
-                             output_bytes: int) -> ExecResult:
+    async def _fallback_exec(self, request: dict[str, Any]) -> ExecResult:
         """Serve one request with a one-shot ``docker exec`` of the supervisor code."""
-        await self._raise_if_dead()
         api = docker_client().api
-        request = {"id": 0, "op": "exec", "cmd": cmd if isinstance(cmd, str) else list(cmd),
-                   "timeout": timeout, "output_bytes": output_bytes,
-                   "stdin": None if stdin is None else base64.b64encode(
-                       stdin.encode() if isinstance(stdin, str) else stdin).decode(),
-                   "env": dict(env or {}), "cwd": workdir or self.spec.workdir}
-        script = (SUPERVISOR_SOURCE.split('if __name__ == "__main__":')[0]
-                  + "import sys,json;sys.stdout.write(json.dumps(run_command(json.loads(sys.argv[1]))))")
+        argv = ["python3", "-c", ONE_SHOT_SOURCE, json.dumps(request)]
 
         def run() -> bytes:
-            exec_id = api.exec_create(self.id, ["python3", "-c", script, json.dumps(request)],
-                                      user=AGENT_USER, workdir=self.spec.workdir)["Id"]
+            exec_id = api.exec_create(self.id, argv, user=AGENT_USER, workdir=self.workdir)["Id"]
             return api.exec_start(exec_id)
 
-        try:
-            out = await asyncio.wait_for(asyncio.to_thread(run), timeout + 30)
-            return decode_exec_reply(json.loads(out))
-        except Exception as exc:
-            raise SandboxCrashed(self.id, f"fallback docker exec failed: {exc!r}") from exc
+        out = await asyncio.wait_for(asyncio.to_thread(run), request["timeout"] + 30)
+        return decode_exec_reply(json.loads(out))
 
     async def _raise_if_dead(self) -> None:
         try:
@@ -368,56 +271,6 @@ class DockerSandbox(SyncMixin):
             raise SandboxCrashed(self.id, "container no longer exists") from exc
         if self.container.status != "running":
             raise SandboxCrashed(self.id, f"container is {self.container.status}")
-
-    async def _request(self, op: str, *, reply_timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
-        """A non-exec supervisor request, retried once on a fresh channel."""
-        self._check_open()
-        for attempt in (1, 2):
-            try:
-                channel = await self._ensure_channel()
-                return await channel.request(op, reply_timeout=reply_timeout, **fields)
-            except ChannelLost:
-                if attempt == 2:
-                    await self._raise_if_dead()
-                    raise SandboxCrashed(self.id, f"supervisor lost twice during {op}") from None
-        raise AssertionError("unreachable")
-
-    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
-        """Write ``data`` to ``path`` (relative paths are under the work dir).
-
-        Raises:
-            OSError: the path is not writable (read-only root, no space).
-        """
-        raw = data.encode() if isinstance(data, str) else data
-        try:
-            await self._request("write_file", path=self._abs(path), mode=mode,
-                                data=base64.b64encode(raw).decode())
-        except RuntimeError as exc:
-            raise OSError(str(exc)) from None
-
-    async def aread_file(self, path: str, *, max_bytes: int = 64 << 20) -> bytes:
-        """Return the bytes of ``path`` (relative paths are under the work dir).
-
-        Raises:
-            FileNotFoundError: the file does not exist or cannot be read.
-        """
-        try:
-            reply = await self._request("read_file", path=self._abs(path), max_bytes=max_bytes)
-        except RuntimeError as exc:
-            raise FileNotFoundError(str(exc)) from None
-        return base64.b64decode(reply["data"])
-
-    async def areset(self) -> int:
-        """Kill every process of the sandbox user and empty the work dirs.
-
-        Returns:
-            how many processes were killed.
-        """
-        reply = await self._request("reset", wipe=list(self.spec.wipe))
-        return int(reply["killed"])
-
-    def _abs(self, path: str) -> str:
-        return path if path.startswith("/") else f"{self.spec.workdir}/{path}"
 
 
 def _remove(container: Any) -> None:

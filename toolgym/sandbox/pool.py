@@ -108,9 +108,10 @@ class SandboxPool:
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Let starts and removals in flight finish: a cancelled start would leave
+        # its container behind. Sandboxes that finish starting now close themselves.
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         sandboxes = [sb for sb, _ in self._idle] + list(self._busy)
         self._idle.clear()
         self._busy.clear()
@@ -226,11 +227,11 @@ class SandboxPool:
                 self._creating -= 1
             raise
         self.events["created"] += 1
+        if self._closed:
+            await sandbox.aclose()
         async with self._notify():
             self._creating -= 1
-            if self._closed:
-                self._spawn(sandbox.aclose())
-            elif idle:
+            if idle and not self._closed:
                 self._idle.append((sandbox, time.monotonic()))
         return sandbox
 

@@ -1,0 +1,193 @@
+"""Sandboxes whose commands go through a :mod:`~toolgym.sandbox.supervisor` channel.
+
+:class:`SupervisedSandbox` holds everything that does not depend on how the
+supervisor is reached: exec with limits, files, reset, channel (re)starts and
+the bookkeeping of infrastructure events. Backends (Docker, bubblewrap) say
+how to open a channel, how to tell whether the sandbox is dead, how to run a
+request without the channel, and how to destroy the sandbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+
+from toolgym.errors import SandboxCrashed
+from toolgym.sandbox.base import Command, ExecResult, State, SyncMixin
+from toolgym.sandbox.channel import ChannelLost, SupervisorChannel, exec_request
+from toolgym.sandbox.limits import Limits
+
+
+class SupervisedSandbox(SyncMixin):
+    """Base of the sandbox backends: the async API on top of a supervisor channel."""
+
+    def __init__(self, sandbox_id: str, limits: Limits, workdir: str, wipe: tuple[str, ...]) -> None:
+        self.id = sandbox_id
+        self.limits = limits
+        self.workdir = workdir
+        self.wipe = wipe
+        self.events: Counter[str] = Counter()
+        """Counted infrastructure events: channel_restarts, channel_lost, fallback_execs."""
+        self.state = State.OPENED
+        self._channel: SupervisorChannel | None = None
+        self._channel_lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+
+    # ------------------------------------------------------- backend hooks
+    async def _open_channel(self) -> SupervisorChannel:
+        """Start a supervisor and return a started channel to it.
+
+        Raises:
+            ChannelLost: it could not be started.
+        """
+        raise NotImplementedError
+
+    async def _raise_if_dead(self) -> None:
+        """Raise :class:`SandboxCrashed` if the sandbox itself is gone."""
+        raise NotImplementedError
+
+    async def _fallback_exec(self, request: dict[str, Any]) -> ExecResult:
+        """Serve one exec request without the channel (a one-shot process)."""
+        raise NotImplementedError
+
+    async def _destroy(self) -> None:
+        """Free the sandbox's resources (container, processes)."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------ life cycle
+    async def aclose(self) -> None:
+        """Destroy the sandbox. Safe to call twice, and safe under cancellation."""
+        if self.state is State.CLOSED:
+            return
+        self.state = State.CLOSED
+        if self._channel is not None:
+            self._channel.close()
+        # Shielded: a cancelled caller must not leave the sandbox behind.
+        await asyncio.shield(self._destroy())
+
+    async def _ensure_channel(self) -> SupervisorChannel:
+        """Return a live channel on the running loop, (re)starting the supervisor if needed."""
+        channel = self._channel
+        if channel is not None and channel.usable:
+            return channel
+        loop = asyncio.get_running_loop()
+        if self._channel_lock is None or self._lock_loop is not loop:
+            self._channel_lock, self._lock_loop = asyncio.Lock(), loop
+        async with self._channel_lock:
+            if self._channel is not None and self._channel.usable:
+                return self._channel
+            if self._channel is not None:
+                self._channel.close()
+                self.events["channel_restarts"] += 1
+            self._channel = await self._open_channel()
+            return self._channel
+
+    def _check_open(self) -> None:
+        if self.state is not State.OPENED:
+            raise SandboxCrashed(self.id, "sandbox is closed")
+
+
+    # ----------------------------------------------------------------- commands
+    async def aexec(
+        self,
+        cmd: Command,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        output_bytes: int | None = None,
+    ) -> ExecResult:
+        """Run ``cmd`` as the sandbox user; a failing command is a result, not an error.
+
+        Args:
+            cmd: a shell command line (``/bin/sh -c``) or an argv list.
+            timeout: wall-clock seconds (default ``limits.timeout_s``); when it
+                runs out the command's whole process group is killed and the
+                result has ``timed_out=True``. The sandbox stays usable.
+            stdin: bytes fed to the command's stdin (default: none, EOF).
+            env: variables added to the sandbox's environment.
+            workdir: working directory (default: the spec's work dir).
+            output_bytes: bytes kept of each of stdout/stderr (default
+                ``limits.output_bytes``); the rest is dropped, ``truncated=True``.
+
+        Raises:
+            SandboxCrashed: the sandbox is gone or cannot run commands at all.
+        """
+        self._check_open()
+        timeout = self.limits.timeout_s if timeout is None else timeout
+        output_bytes = self.limits.output_bytes if output_bytes is None else output_bytes
+        request = exec_request(cmd, timeout=timeout, stdin=stdin, env=env,
+                               workdir=workdir or self.workdir, output_bytes=output_bytes)
+        try:
+            channel = await self._ensure_channel()
+        except ChannelLost:
+            self.events["fallback_execs"] += 1
+            await self._raise_if_dead()
+            try:
+                return await self._fallback_exec(request)
+            except Exception as exc:
+                raise SandboxCrashed(self.id, f"fallback exec failed: {exc!r}") from exc
+        try:
+            return await channel.exec(request)
+        except ChannelLost:
+            # The command (or something) killed the supervisor mid-call. Re-running
+            # it could repeat side effects, so report it as a failed command.
+            self.events["channel_lost"] += 1
+            await self._raise_if_dead()
+            return ExecResult(exit_code=-9, stdout="", stderr=(
+                "[toolgym] the command killed the sandbox's command runner; "
+                "it has been restarted, but the command's output is lost\n"))
+    async def _request(self, op: str, *, reply_timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        """A non-exec supervisor request, retried once on a fresh channel."""
+        self._check_open()
+        for attempt in (1, 2):
+            try:
+                channel = await self._ensure_channel()
+                return await channel.request(op, reply_timeout=reply_timeout, **fields)
+            except ChannelLost:
+                if attempt == 2:
+                    await self._raise_if_dead()
+                    raise SandboxCrashed(self.id, f"supervisor lost twice during {op}") from None
+        raise AssertionError("unreachable")
+
+    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+        """Write ``data`` to ``path`` (relative paths are under the work dir).
+
+        Raises:
+            OSError: the path is not writable (read-only root, no space).
+        """
+        raw = data.encode() if isinstance(data, str) else data
+        try:
+            await self._request("write_file", path=self._abs(path), mode=mode,
+                                data=base64.b64encode(raw).decode())
+        except RuntimeError as exc:
+            raise OSError(str(exc)) from None
+
+    async def aread_file(self, path: str, *, max_bytes: int = 64 << 20) -> bytes:
+        """Return the bytes of ``path`` (relative paths are under the work dir).
+
+        Raises:
+            FileNotFoundError: the file does not exist or cannot be read.
+        """
+        try:
+            reply = await self._request("read_file", path=self._abs(path), max_bytes=max_bytes)
+        except RuntimeError as exc:
+            raise FileNotFoundError(str(exc)) from None
+        return base64.b64decode(reply["data"])
+
+    async def areset(self) -> int:
+        """Kill every process of the sandbox user and empty the work dirs.
+
+        Returns:
+            how many processes were killed.
+        """
+        reply = await self._request("reset", wipe=list(self.wipe))
+        return int(reply["killed"])
+
+    def _abs(self, path: str) -> str:
+        return path if path.startswith("/") else f"{self.workdir}/{path}"
+
