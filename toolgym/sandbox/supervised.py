@@ -29,6 +29,8 @@ class SupervisedSandbox(SyncMixin):
         self.limits = limits
         self.workdir = workdir
         self.wipe = wipe
+        self.sweep_uid = True
+        """Reset may kill every process of the sandbox uid (false where the uid is shared)."""
         self.events: Counter[str] = Counter()
         """Counted infrastructure events: channel_restarts, channel_lost, fallback_execs."""
         self.state = State.OPENED
@@ -185,7 +187,7 @@ class SupervisedSandbox(SyncMixin):
         Returns:
             how many processes were killed.
         """
-        reply = await self._request("reset", wipe=list(self.wipe))
+        reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
         return int(reply["killed"])
 
     def _abs(self, path: str) -> str:

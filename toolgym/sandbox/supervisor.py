@@ -44,6 +44,26 @@ def unb64(text):
     return base64.b64decode(text.encode("ascii"))
 
 
+class _Groups:
+    """Process groups this supervisor started (each command leads its own)."""
+
+    def __init__(self):
+        self.pgids = set()
+
+    def add_popen(self, *args, **kwargs):
+        proc = subprocess.Popen(*args, **kwargs)
+        self.pgids.add(proc.pid)
+        return proc
+
+    def kill_all(self):
+        for pgid in list(self.pgids):
+            _kill_group(pgid)
+        self.pgids.clear()
+
+
+SPAWNED_GROUPS = _Groups()
+
+
 def _kill_group(pid):
     try:
         os.killpg(pid, signal.SIGKILL)
@@ -62,7 +82,7 @@ def run_command(req):
     stdin_data = unb64(req["stdin"]) if req.get("stdin") is not None else None
     start = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = SPAWNED_GROUPS.add_popen(
             argv,
             stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -175,13 +195,12 @@ def _own_processes():
     return pids
 
 
-def reset(req):
-    """Kill every other process of this user, then empty the work dirs."""
+def _kill_own_processes():
     killed = 0
     for _ in range(50):
         pids = _own_processes()
         if not pids:
-            break
+            return killed
         for pid in pids:
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -189,8 +208,19 @@ def reset(req):
             except (ProcessLookupError, PermissionError):
                 pass
         time.sleep(0.005)
-    else:
-        raise RuntimeError("processes kept respawning during reset")
+    raise RuntimeError("processes kept respawning during reset")
+
+
+def reset(req):
+    """Kill what earlier commands left running, then empty the work dirs.
+
+    With ``sweep_uid`` (inside a container or namespace, where every process of
+    this uid belongs to the sandbox) every other process of the uid is killed,
+    also those that left their process group; without it only the process
+    groups this supervisor started.
+    """
+    SPAWNED_GROUPS.kill_all()
+    killed = _kill_own_processes() if req.get("sweep_uid", True) else 0
     for d in req.get("wipe", []):
         for name in os.listdir(d):
             p = os.path.join(d, name)
@@ -247,5 +277,10 @@ def serve(stdin, stdout):
 
 
 if __name__ == "__main__":
+    if len(sys.argv) > 1:  # {"RLIMIT_AS": bytes, ...}: where no cgroup enforces limits
+        import resource
+
+        for _name, _value in json.loads(sys.argv[1]).items():
+            resource.setrlimit(getattr(resource, _name), (_value, _value))
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,170 @@
+"""Sandboxes without Docker: bubblewrap namespaces on the host (weaker isolation).
+
+For development on machines without a Docker daemon. Each :class:`LocalSandbox`
+is a ``bwrap`` process tree: new user, pid, network, ipc and uts namespaces, a
+read-only view of the host's ``/usr`` and ``/etc``, private tmpfs ``/work``
+and ``/tmp``, and the same supervisor as Docker sandboxes. Limits are rlimits
+(address space, file size, open files) applied by the supervisor, not
+cgroups: there is no CPU quota and no hard cap on processes, and the host
+kernel and its ``/usr`` are shared. It is **weaker than Docker**.
+
+Without bubblewrap it refuses to run unless ``allow_unisolated=True`` is passed
+explicitly, in which case commands run as plain host processes in a temporary
+directory: that is no sandbox at all and is for trusted code only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import tempfile
+import uuid
+from typing import Any
+
+from toolgym.errors import SandboxCrashed, SandboxUnavailable
+from toolgym.sandbox.base import ExecResult
+from toolgym.sandbox.channel import (
+    SUPERVISOR_SOURCE,
+    ChannelLost,
+    SupervisorChannel,
+    decode_exec_reply,
+)
+from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
+from toolgym.sandbox.supervised import SupervisedSandbox
+
+PYTHON = "/usr/bin/python3"
+
+
+class _ProcessPipes:
+    """A supervisor's stdin/stdout pipes (a :class:`~toolgym.sandbox.channel.Transport`)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    async def read(self) -> bytes:
+        assert self.proc.stdout is not None
+        return await self.proc.stdout.read(65536)
+
+    async def write(self, data: bytes) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(data)
+        await self.proc.stdin.drain()
+
+    def close(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+
+
+def bwrap_argv(workdir: str, network: bool) -> list[str]:
+    """The bubblewrap command line that isolates one sandbox."""
+    argv = [
+        "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
+        "--uid", "1000", "--gid", "1000",
+        "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
+        "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
+        "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
+        "--proc", "/proc", "--dev", "/dev",
+        "--tmpfs", "/tmp", "--tmpfs", workdir, "--chdir", workdir,
+        "--clearenv", "--setenv", "HOME", workdir, "--setenv", "LANG", "C.UTF-8",
+        "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
+    ]
+    if network:
+        argv.append("--share-net")
+    return argv
+
+
+def rlimits(limits: Limits) -> dict[str, int]:
+    """The rlimits the supervisor applies to itself and so to every command."""
+    return {
+        "RLIMIT_AS": limits.memory_mb << 20,
+        "RLIMIT_FSIZE": limits.file_size_mb << 20,
+        "RLIMIT_NOFILE": limits.open_files,
+    }
+
+
+class LocalSandbox(SupervisedSandbox):
+    """A bubblewrap sandbox on the host; same API as :class:`DockerSandbox`.
+
+    Example:
+        >>> async def main():  # doctest: +SKIP
+        ...     async with await LocalSandbox.acreate() as sb:
+        ...         return (await sb.aexec("id -u")).stdout
+    """
+
+    def __init__(self, limits: Limits, network: bool, allow_unisolated: bool) -> None:
+        self.isolated = shutil.which("bwrap") is not None
+        if not self.isolated and not allow_unisolated:
+            raise SandboxUnavailable(
+                "bubblewrap (bwrap) is not installed, so LocalSandbox cannot isolate commands. "
+                "Install it (`apt-get install bubblewrap`), use Docker, or pass "
+                "allow_unisolated=True to run trusted code as plain host processes."
+            )
+        self._hostdir = None if self.isolated else tempfile.mkdtemp(prefix="toolgym-local-")
+        workdir = "/work" if self.isolated else self._hostdir
+        assert workdir is not None
+        wipe = ("/work", "/tmp") if self.isolated else (workdir,)
+        super().__init__(f"local-{uuid.uuid4().hex[:12]}", limits, workdir, wipe)
+        self.sweep_uid = self.isolated
+        self.network = network
+        self._proc: asyncio.subprocess.Process | None = None
+
+    @classmethod
+    async def acreate(
+        cls, limits: Limits = DEFAULT_LIMITS, *, network: bool = False,
+        allow_unisolated: bool = False,
+    ) -> LocalSandbox:
+        """Start the sandbox and its supervisor.
+
+        Raises:
+            SandboxUnavailable: no bubblewrap and ``allow_unisolated`` is False,
+                or bubblewrap cannot create namespaces here.
+        """
+        sandbox = cls(limits, network, allow_unisolated)
+        try:
+            await sandbox._ensure_channel()
+        except ChannelLost as exc:
+            await sandbox.aclose()
+            raise SandboxUnavailable(f"bubblewrap could not start a sandbox: {exc}") from exc
+        return sandbox
+
+    def _argv(self, source: str, *args: str) -> list[str]:
+        prefix = bwrap_argv(self.workdir, self.network) if self.isolated else []
+        return [*prefix, PYTHON, "-u", "-c", source, *args]
+
+    async def _open_channel(self) -> SupervisorChannel:
+        if self._proc is not None:  # the tmpfs died with the first supervisor
+            raise ChannelLost("the sandbox's supervisor died; its files are gone")
+        proc = await asyncio.create_subprocess_exec(
+            *self._argv(SUPERVISOR_SOURCE, json.dumps(rlimits(self.limits))),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL, cwd=self._hostdir,
+        )
+        self._proc = proc
+        channel = SupervisorChannel(_ProcessPipes(proc))
+        try:
+            await channel.start(timeout=15.0)
+        except BaseException:
+            channel.close()
+            raise
+        return channel
+
+    async def _raise_if_dead(self) -> None:
+        if self.state.name == "CLOSED":
+            raise SandboxCrashed(self.id, "sandbox is closed")
+
+    async def _fallback_exec(self, request: dict[str, Any]) -> ExecResult:
+        # Without the long-lived supervisor the sandbox's tmpfs is gone with it:
+        # a local sandbox cannot serve a fallback, it must be recreated.
+        raise SandboxCrashed(self.id, "local sandbox lost its supervisor; create a new one")
+
+    async def _destroy(self) -> None:
+        if self._channel is not None:
+            self._channel.close()
+        proc = self._proc
+        if proc is not None and proc.returncode is None:
+            proc.kill()
+        if proc is not None:
+            await proc.wait()
+        if self._hostdir is not None:
+            shutil.rmtree(self._hostdir, ignore_errors=True)
