@@ -81,6 +81,10 @@ class Sandbox(Protocol):
 
     async def aread_file(self, path: str) -> bytes: ...
 
+    async def areset(self) -> int:
+        """Kill every process the agent started and empty the work dirs."""
+        ...
+
     async def aclose(self) -> None: ...
 
     def exec(

@@ -64,7 +64,7 @@ class SandboxSpec:
     workdir: str = "/work"
     """Writable tmpfs, the agent's home; everything else is read-only."""
     env: Mapping[str, str] = field(default_factory=dict)
-    wipe: tuple[str, ...] = ("/work", "/tmp")
+    wipe: tuple[str, ...] = ("/work", "/tmp", "/dev/shm")
     """Directories emptied when a pooled sandbox is made clean again."""
 
     def base_env(self) -> dict[str, str]:

@@ -61,9 +61,8 @@ def _group_sums(rewards: Tensor, group_ids: Tensor) -> tuple[Tensor, Tensor, Ten
 
     Group ids may be any integers (not necessarily ``0..G-1``, not sorted).
     """
-    _, inverse = torch.unique(group_ids, return_inverse=True)
-    n_groups = int(inverse.max()) + 1 if inverse.numel() else 0
-    zeros = rewards.new_zeros(n_groups)
+    unique_ids, inverse = torch.unique(group_ids, return_inverse=True)
+    zeros = rewards.new_zeros(unique_ids.numel())
     count = zeros.index_add(0, inverse, torch.ones_like(rewards))[inverse]
     total = zeros.index_add(0, inverse, rewards)[inverse]
     return count, total, total / count

@@ -1,0 +1,254 @@
+"""``ToolEnv``: a Gymnasium environment whose actions are assistant messages.
+
+The action is the assistant's message text. A message with tool calls runs
+them in the episode's sandbox, and the observation is their output; a message
+with no tool call is the final answer: the verifier scores it and the episode
+terminates. Malformed calls become observations, never exceptions. A dead
+sandbox or a crashing verifier ends the episode as ``infra_error`` (truncated,
+not terminated), which trainers drop instead of scoring 0.
+
+``areset``/``astep`` are the real implementations; ``reset``/``step`` run them
+on toolgym's bridge loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any, Protocol
+
+import gymnasium
+
+from toolgym._sync import run_sync
+from toolgym.envs.outcome import Outcome, Score
+from toolgym.envs.spaces import AnyText
+from toolgym.envs.tasks import Task, TaskSource
+from toolgym.errors import SandboxError, ToolgymError
+from toolgym.sandbox.base import Sandbox
+from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
+from toolgym.sandbox.pool import SandboxPool
+from toolgym.tools import ParsedCalls, ToolOutcome, ToolSet
+
+Message = dict[str, Any]
+
+
+class Verifier(Protocol):
+    """Turns a final answer into a reward, from state the agent cannot forge.
+
+    The sandbox it gets has been reset: the agent's processes are dead and the
+    work dirs are empty, so hidden tests enter only now.
+    """
+
+    async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score: ...
+
+
+class ToolEnv(gymnasium.Env[str, str]):
+    """A text environment with tools, a sandbox per episode and a verifiable reward.
+
+    Subclasses choose the tasks, tools and verifier, and may override
+    :meth:`setup` (prepare the sandbox for a task) and :meth:`extract_answer`.
+
+    Example:
+        >>> env = gymnasium.make("toolgym/HumanEval-v0")  # doctest: +SKIP
+        >>> obs, info = env.reset(seed=0)                 # doctest: +SKIP
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+
+    def __init__(
+        self,
+        tasks: TaskSource,
+        tools: ToolSet,
+        verifier: Verifier,
+        *,
+        sandbox: SandboxSpec | None = None,
+        pool: SandboxPool | None = None,
+        system_prompt: str | None = None,
+        split: str | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        """Args:
+            tasks: where tasks come from; ``split`` narrows it (e.g. "train").
+            tools: what the agent may call.
+            verifier: scores final answers.
+            sandbox: spec of this env's own sandbox (ignored when ``pool`` is given).
+            pool: share sandboxes with other envs; one is acquired per episode.
+            system_prompt: instructions shown before the task.
+            render_mode: None or "ansi" (the transcript as text).
+        """
+        self.tasks = tasks.split(split) if split else tasks
+        self.tools = tools
+        self.verifier = verifier
+        self.sandbox_spec = sandbox or SandboxSpec()
+        self.pool = pool
+        self.system_prompt = system_prompt
+        self.render_mode = render_mode
+        self.observation_space = AnyText()
+        self.action_space = AnyText()
+        self.sandbox: DockerSandbox | None = None
+        self.task: Task | None = None
+        self.messages: list[Message] = []
+        self.turn = 0
+        self.tool_counts: Counter[str] = Counter()
+        self._done = True
+        self._suspect = False
+
+    # ------------------------------------------------------------- hooks
+    async def setup(self, sandbox: Sandbox, task: Task) -> None:
+        """Prepare a clean sandbox for ``task`` (write its files …). Default: nothing."""
+
+    def extract_answer(self, text: str) -> str:
+        """The part of the final message the verifier scores. Default: all of it."""
+        return text
+
+    def task_prompt(self, task: Task) -> str:
+        """The first observation. Default: the task's prompt."""
+        return task.prompt
+
+    # ------------------------------------------------------------- reset
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode on a clean sandbox: ``options={"task_id": …}`` or a seeded draw."""
+        super().reset(seed=seed)
+        options = options or {}
+        self.task = self._pick_task(options)
+        self.turn = 0
+        self.tool_counts = Counter()
+        self.sandbox = await self._clean_sandbox()
+        await self.setup(self.sandbox, self.task)
+        prompt = self.task_prompt(self.task)
+        self.messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        self.messages.append({"role": "user", "content": prompt})
+        self._done = False
+        return prompt, self._info(new=list(self.messages))
+
+    def _pick_task(self, options: dict[str, Any]) -> Task:
+        if "task_id" in options:
+            return self.tasks.get(options["task_id"])
+        ids = self.tasks.ids()
+        return self.tasks.get(ids[int(self.np_random.integers(len(ids)))])
+
+    async def _clean_sandbox(self) -> DockerSandbox:
+        """This episode's sandbox: from the pool, or this env's own one made clean."""
+        if self.pool is not None:
+            if self.sandbox is not None:
+                await self.pool.release(self.sandbox, recycle=self._suspect)
+                self.sandbox = None
+            self._suspect = False
+            return await self.pool.acquire()
+        if self.sandbox is not None and not self._suspect:
+            try:
+                await self.sandbox.areset()
+                return self.sandbox
+            except (SandboxError, RuntimeError):
+                pass
+        if self.sandbox is not None:
+            await self.sandbox.aclose()
+        self._suspect = False
+        return await DockerSandbox.acreate(self.sandbox_spec)
+
+    # -------------------------------------------------------------- step
+    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Run the tool calls in ``action``, or score it as the final answer."""
+        if self._done or self.sandbox is None or self.task is None:
+            raise ToolgymError("The episode is over (or never started): call reset() first.")
+        self.turn += 1
+        self.messages.append({"role": "assistant", "content": action})
+        parsed = self.tools.parse(action)
+        try:
+            if parsed.ok and not parsed.calls:
+                return await self._finish(action)
+            return await self._run_tools(parsed)
+        except asyncio.CancelledError:
+            self._suspect = True
+            raise
+        except (SandboxError, OSError) as exc:
+            return self._end_infra(f"sandbox failed: {exc!r}")
+
+    async def _run_tools(self, parsed: ParsedCalls) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        assert self.sandbox is not None
+        if parsed.error is not None:
+            outcomes = [ToolOutcome(None, str(parsed.error), parsed.status)]
+        else:
+            outcomes = [await self.tools.dispatch(self.sandbox, call) for call in parsed.calls]
+        new = [self._tool_message(o) for o in outcomes]
+        for o in outcomes:
+            self.tool_counts[o.status.value] += 1
+        self.messages.extend(new)
+        obs = "\n\n".join(m["content"] for m in new)
+        return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0)
+
+    @staticmethod
+    def _tool_message(outcome: ToolOutcome) -> Message:
+        name = outcome.call.name if outcome.call is not None else "error"
+        message: Message = {"role": "tool", "name": name, "content": outcome.text}
+        if outcome.call is not None and outcome.call.id:
+            message["tool_call_id"] = outcome.call.id
+        return message
+
+    async def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Score the final answer on a reset sandbox; a verifier crash is an infra error."""
+        assert self.sandbox is not None and self.task is not None
+        try:
+            await self.sandbox.areset()
+            score = await self.verifier.score(self.sandbox, self.task, self.extract_answer(action))
+        except (SandboxError, OSError) as exc:
+            return self._end_infra(f"sandbox failed during verification: {exc!r}")
+        except Exception as exc:  # noqa: BLE001 - a crashing verifier must not score 0
+            return self._end_infra(f"verifier crashed: {exc!r}")
+        self._done = True
+        info = self._info(new=[], turn_reward=score.reward, outcome=score.outcome, score=score)
+        return "", score.reward, True, False, info
+
+    def _end_infra(self, error: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        self._done = True
+        self._suspect = True
+        info = self._info(new=[], turn_reward=0.0, outcome=Outcome.INFRA_ERROR, error=error)
+        return "", 0.0, False, True, info
+
+    def _info(self, *, new: list[Message], **extra: Any) -> dict[str, Any]:
+        assert self.task is not None
+        return {
+            "task_id": self.task.id,
+            "turn": self.turn,
+            "tools": self.tools.schemas(),
+            "messages": self.messages,
+            "new_messages": new,
+            "tool_counts": dict(self.tool_counts),
+            "outcome": None,
+            **extra,
+        }
+
+    # ------------------------------------------------------------- close
+    async def aclose(self) -> None:
+        """Give the sandbox back (or remove this env's own). Safe to call twice."""
+        sandbox, self.sandbox = self.sandbox, None
+        self._done = True
+        if sandbox is None:
+            return
+        if self.pool is not None:
+            await self.pool.release(sandbox, recycle=self._suspect)
+        else:
+            await sandbox.aclose()
+
+    # ------------------------------------------------------------ sync twins
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Blocking twin of :meth:`areset`."""
+        return run_sync(self.areset(seed=seed, options=options))
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Blocking twin of :meth:`astep`."""
+        return run_sync(self.astep(action))
+
+    def close(self) -> None:
+        """Blocking twin of :meth:`aclose`."""
+        run_sync(self.aclose())
+
+    def render(self) -> str | None:
+        """The transcript so far as text (render_mode "ansi")."""
+        if self.render_mode != "ansi":
+            return None
+        return "\n\n".join(f"[{m['role']}] {m['content']}" for m in self.messages)

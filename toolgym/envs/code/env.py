@@ -1,0 +1,80 @@
+"""Code environments: write a Python function that passes hidden unit tests.
+
+``toolgym/HumanEval-v0`` serves the 164 HumanEval problems (evaluation only);
+``toolgym/Code-v0`` the generated problems (train/test splits, the demo's
+training set); ``toolgym/CodeRetry-v0`` lets the agent resubmit after seeing
+the failing test output, up to ``max_attempts`` times.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from toolgym.envs.base import ToolEnv
+from toolgym.envs.code.tasks import code_task_source
+from toolgym.envs.code.verifier import UnitTestVerifier
+from toolgym.envs.outcome import Outcome
+from toolgym.sandbox.docker import SandboxSpec
+from toolgym.sandbox.pool import SandboxPool
+from toolgym.tools import default_tools
+
+SYSTEM_PROMPT = (
+    "You solve Python programming tasks. You may call the tools to run code and "
+    "test ideas. When you are done, reply without a tool call; your reply must "
+    "contain the complete function in a ```python fenced block (the last such "
+    "block is graded by hidden unit tests)."
+)
+
+
+class CodeEnv(ToolEnv):
+    """Write a function; reward 1.0 iff its hidden unit tests pass."""
+
+    def __init__(
+        self,
+        source: str = "humaneval",
+        *,
+        split: str | None = None,
+        sandbox: SandboxSpec | None = None,
+        pool: SandboxPool | None = None,
+        tool_timeout_s: float = 10.0,
+        test_timeout_s: float = 20.0,
+        render_mode: str | None = None,
+    ) -> None:
+        super().__init__(
+            code_task_source(source),
+            default_tools(timeout_s=tool_timeout_s),
+            UnitTestVerifier(timeout_s=test_timeout_s),
+            sandbox=sandbox,
+            pool=pool,
+            system_prompt=SYSTEM_PROMPT,
+            split=split,
+            render_mode=render_mode,
+        )
+
+
+class CodeRetryEnv(CodeEnv):
+    """Like :class:`CodeEnv`, but a failing submission shows its test output and may be retried."""
+
+    def __init__(self, source: str = "generated", *, max_attempts: int = 3, **kwargs: Any) -> None:
+        super().__init__(source, **kwargs)
+        self.max_attempts = max_attempts
+        self.attempts = 0
+
+    async def areset(self, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+        self.attempts = 0
+        return await super().areset(**kwargs)
+
+    async def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        obs, reward, terminated, truncated, info = await super()._finish(action)
+        self.attempts += 1
+        failed = info["outcome"] == Outcome.FAILURE
+        if not (failed and self.attempts < self.max_attempts):
+            return obs, reward, terminated, truncated, info
+        feedback = (f"Your submission failed the hidden tests (attempt {self.attempts} of "
+                    f"{self.max_attempts}). Output:\n{info['score'].details.get('output', '')}\n"
+                    "Fix the function and submit it again in a ```python block.")
+        message = {"role": "user", "content": feedback}
+        self.messages.append(message)
+        self._done = False
+        info = {**info, "outcome": None, "new_messages": [message], "attempt_failed": True}
+        return feedback, 0.0, False, False, info

@@ -1,0 +1,392 @@
+"""Losses for policy-gradient training: pure functions of tensors, no state.
+
+A ``mask`` (bool or 0/1) is true on policy tokens. Masked positions (padding,
+observation tokens) never reach a loss or its gradient, even if they hold
+``inf`` or ``nan``: inputs are zeroed there with ``torch.where`` before any
+arithmetic (``x * mask`` would turn ``inf * 0`` into ``nan``).
+
+Shapes: ``B`` sequences, ``T`` tokens each, ``V`` vocabulary entries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor
+
+from toolgym.errors import ConfigError
+
+__all__ = [
+    "AGG_MODES", "AggMode", "KLKind", "PolicyLossStats", "ValueLossStats", "aggregate",
+    "entropy_from_logits", "kl_penalty", "masked_mean", "masked_sum", "policy_loss",
+    "truncated_importance_weights", "value_loss",
+]  # fmt: skip
+
+AggMode = Literal[
+    "token-mean", "seq-mean-token-mean", "seq-mean-token-sum", "seq-mean-token-sum-norm"
+]
+AGG_MODES: tuple[AggMode, ...] = get_args(AggMode)
+KLKind = Literal["k1", "k2", "k3"]
+LOG_RATIO_CLAMP = 20.0  # |log ratio| is clamped before exp (as in verl): ratios stay finite
+
+
+def _zero_masked(x: Tensor, mask: Tensor) -> Tensor:
+    """``x`` where ``mask``, else 0; the gradient at masked positions is exactly 0."""
+    return torch.where(mask.bool(), x, torch.zeros((), dtype=x.dtype, device=x.device))
+
+
+def masked_sum(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
+    """Sum of ``x`` over the positions where ``mask`` is true.
+
+    Args:
+        x: ``Tensor[*S]``.
+        mask: ``Tensor[*S]``, bool or 0/1.
+        dim: Dimension to reduce; None reduces everything to a scalar.
+
+    Returns:
+        A scalar, or ``x`` with ``dim`` removed.
+    """
+    kept = _zero_masked(x, mask)
+    return kept.sum() if dim is None else kept.sum(dim)
+
+
+def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
+    """Like :func:`masked_sum`, divided by the number of valid positions.
+
+    Where no position is valid the mean is 0, not ``nan``, so a batch whose
+    trajectories were all dropped gives a zero loss and a zero gradient.
+    """
+    count = masked_sum(torch.ones_like(x), mask, dim)
+    return masked_sum(x, mask, dim) / count.clamp(min=1)
+
+
+def aggregate(
+    loss_per_token: Tensor,
+    mask: Tensor,
+    mode: AggMode = "token-mean",
+    *,
+    denominator: float | None = None,
+    max_tokens: int | None = None,
+) -> Tensor:
+    """Reduce a ``[B, T]`` per-token loss to a scalar, named as in verl.
+
+    - ``"token-mean"``: sum over all valid tokens / their number. Every token
+      weighs the same (DAPO's token-level loss; verl's default).
+    - ``"seq-mean-token-mean"``: per-sequence token mean, then mean over
+      sequences: GRPO as published (DeepSeekMath eq. 3), which Dr.GRPO shows
+      favours short correct and long wrong answers.
+    - ``"seq-mean-token-sum"``: per-sequence token sum, then mean over
+      sequences: REINFORCE's sum of log-probabilities.
+    - ``"seq-mean-token-sum-norm"``: per-sequence token sum / the constant
+      ``max_tokens`` (default ``T``), then mean over sequences: Dr.GRPO. (verl
+      divides the batch total by ``T``, skipping the mean over sequences.)
+
+    The "seq-mean" modes average over sequences with at least one valid token,
+    so empty rows (dropped trajectories) neither add nor dilute.
+
+    Args:
+        loss_per_token: ``Tensor[B, T]``.
+        mask: ``Tensor[B, T]``, bool or 0/1.
+        mode: One of :data:`AGG_MODES`.
+        denominator: Replaces the outer count (valid tokens for ``token-mean``,
+            non-empty sequences otherwise). With gradient accumulation pass the
+            mini-batch's count, so that the micro-batch losses sum to its loss.
+        max_tokens: The constant of ``seq-mean-token-sum-norm``.
+
+    Returns:
+        A scalar tensor.
+
+    Raises:
+        ConfigError: ``mode`` is unknown.
+    """
+    if mode not in AGG_MODES:
+        raise ConfigError(f"Unknown loss aggregation mode {mode!r}; valid: {', '.join(AGG_MODES)}.")
+    if loss_per_token.dim() != 2 or mask.shape != loss_per_token.shape:
+        raise ValueError(
+            f"aggregate: expected loss and mask [B, T]; got {tuple(loss_per_token.shape)} "
+            f"and {tuple(mask.shape)}"
+        )
+    valid = mask.bool()
+    if mode == "token-mean":
+        total = masked_sum(loss_per_token, valid)
+        return total / (valid.sum().clamp(min=1) if denominator is None else denominator)
+    per_seq = masked_sum(loss_per_token, valid, dim=-1)
+    if mode == "seq-mean-token-mean":
+        per_seq = per_seq / valid.sum(-1).clamp(min=1)
+    elif mode == "seq-mean-token-sum-norm":
+        per_seq = per_seq / (max_tokens if max_tokens is not None else valid.shape[-1])
+    nonempty = valid.any(-1)
+    count = nonempty.sum().clamp(min=1) if denominator is None else denominator
+    return masked_sum(per_seq, nonempty) / count
+
+
+@dataclass(frozen=True)
+class _Stats:
+    """Detached scalar tensors (no device sync to compute); floats on demand."""
+
+    def as_floats(self) -> dict[str, float]:
+        """Return the stats as ``{name: float}`` for a logger."""
+        return {f.name: float(getattr(self, f.name)) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class PolicyLossStats(_Stats):
+    """Diagnostics of one :func:`policy_loss` call; shares are over valid tokens.
+
+    Attributes:
+        clip_fraction: Share where the clipped PPO term was the one taken.
+        dual_clip_fraction: Share capped by the dual clip.
+        approx_kl: Mean k3 estimate of KL(old || new), ``(r - 1) - log r`` (CleanRL).
+        ratio_mean: Mean of ``r = pi / pi_old``.
+        ratio_max: Largest ``r`` (0 when no token is valid).
+        tis_weight_mean: Mean importance weight behaviour->old (1 without TIS).
+        tis_clip_fraction: Share whose importance weight hit ``tis_cap``.
+    """
+
+    clip_fraction: Tensor
+    dual_clip_fraction: Tensor
+    approx_kl: Tensor
+    ratio_mean: Tensor
+    ratio_max: Tensor
+    tis_weight_mean: Tensor
+    tis_clip_fraction: Tensor
+
+
+def _check_policy_args(
+    clip_low: float, clip_high: float, dual_clip: float | None, tis: bool, tis_cap: float | None
+) -> None:
+    if not 0.0 <= clip_low < 1.0 or clip_high < 0.0:
+        raise ConfigError(f"Need 0 <= clip_low < 1 and clip_high >= 0; got {clip_low}, {clip_high}")
+    if dual_clip is not None and dual_clip <= 1.0:
+        raise ConfigError(f"dual_clip must be > 1 (typically 3); got {dual_clip}.")
+    if tis != (tis_cap is not None):
+        raise ConfigError(
+            "Pass behaviour_logprobs and tis_cap together (use tis_cap=float('inf') for an "
+            "untruncated weight), or neither."
+        )
+
+
+def policy_loss(
+    logprobs: Tensor,
+    old_logprobs: Tensor,
+    advantages: Tensor,
+    mask: Tensor,
+    *,
+    clip_low: float = 0.2,
+    clip_high: float = 0.2,
+    dual_clip: float | None = None,
+    agg_mode: AggMode = "token-mean",
+    behaviour_logprobs: Tensor | None = None,
+    tis_cap: float | None = None,
+    denominator: float | None = None,
+) -> tuple[Tensor, PolicyLossStats]:
+    """The clipped PPO surrogate, with clip-higher, dual clip and decoupled IS.
+
+    Per token, with ``r = exp(logprobs - old_logprobs)``::
+
+        loss_t = max(-A r, -A clip(r, 1 - clip_low, 1 + clip_high))      (PPO)
+        loss_t = min(loss_t, -A * dual_clip)     where A < 0            (dual clip)
+        loss_t = w_t * loss_t                    with behaviour_logprobs (TIS)
+
+    ``clip_high > clip_low`` is DAPO's "clip-higher": rare tokens with A > 0
+    may grow further, which keeps entropy up. The dual clip (Ye et al. 2020;
+    verl's ``clip_ratio_c``) caps the loss of an A < 0 token whose ratio blew
+    up at ``dual_clip * |A|``, with zero gradient there.
+
+    Decoupled PPO (Hilton et al. 2022; AReaL's staleness-enhanced PPO) for
+    async rollouts: ``behaviour_logprobs`` come from the sampler, possibly
+    versions old; ``old_logprobs`` are the *proximal* policy's, recomputed by
+    the trainer before the update. The trust region is centred on the proximal
+    policy; the detached ``w = min(pi_prox / pi_behav, tis_cap)`` corrects
+    the sampling distribution, truncated as in TIS (Yao et al. 2025). AReaL
+    drops tokens above the cap instead.
+
+    Args:
+        logprobs: ``Tensor[B, T]``, taken tokens under the current policy (grad).
+        old_logprobs: ``Tensor[B, T]``, the ratio's reference: the rollout
+            policy, or the proximal one with TIS. Detached.
+        advantages: ``Tensor[B, T]``, or ``Tensor[B]`` broadcast over tokens; detached.
+        mask: ``Tensor[B, T]``, bool or 0/1; true on policy tokens.
+        clip_low: Lower clip ``epsilon_low``.
+        clip_high: Upper clip ``epsilon_high``.
+        dual_clip: The constant ``c > 1`` of the dual clip; None disables it.
+        agg_mode: How per-token losses become a scalar; see :func:`aggregate`.
+        behaviour_logprobs: ``Tensor[B, T]`` log-probs of the sampling policy.
+        tis_cap: Truncation of the importance weight; goes with ``behaviour_logprobs``.
+        denominator: Passed to :func:`aggregate` (gradient accumulation).
+
+    Returns:
+        ``(loss, stats)``: a scalar to minimise and :class:`PolicyLossStats`.
+
+    Raises:
+        ConfigError: a clip is out of range, or ``tis_cap`` comes without its logprobs.
+    """
+    _check_policy_args(clip_low, clip_high, dual_clip, behaviour_logprobs is not None, tis_cap)
+    valid = mask.bool()
+    if advantages.dim() == 1:
+        advantages = advantages[:, None].expand_as(logprobs)
+    adv = _zero_masked(advantages.detach(), valid)
+    log_ratio = _zero_masked(logprobs, valid) - _zero_masked(old_logprobs.detach(), valid)
+    ratio = torch.exp(log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
+    per_token = torch.maximum(unclipped, clipped)
+    dual_capped = torch.zeros_like(valid)
+    if dual_clip is not None:
+        cap = -adv * dual_clip
+        dual_capped = (adv < 0) & (per_token > cap) & valid
+        per_token = torch.where(dual_capped, cap, per_token)
+    weight, tis_hit = torch.ones_like(per_token), torch.zeros_like(valid)
+    if behaviour_logprobs is not None and tis_cap is not None:
+        weight = truncated_importance_weights(
+            _zero_masked(behaviour_logprobs, valid), _zero_masked(old_logprobs, valid), tis_cap
+        )
+        per_token, tis_hit = per_token * weight, weight >= tis_cap
+    loss = aggregate(per_token, valid, agg_mode, denominator=denominator)
+    flags = (clipped > unclipped, dual_capped, tis_hit)
+    return loss, _policy_stats(valid, ratio, log_ratio, weight, flags)
+
+
+@torch.no_grad()
+def _policy_stats(
+    valid: Tensor, ratio: Tensor, log_ratio: Tensor, weight: Tensor, flags: tuple[Tensor, ...]
+) -> PolicyLossStats:
+    clipped, dual_capped, tis_hit = (masked_mean(f.to(ratio.dtype), valid) for f in flags)
+    return PolicyLossStats(
+        clip_fraction=clipped,
+        dual_clip_fraction=dual_capped,
+        approx_kl=masked_mean((ratio - 1.0) - log_ratio, valid),
+        ratio_mean=masked_mean(ratio, valid),
+        ratio_max=_zero_masked(ratio, valid).max(),
+        tis_weight_mean=masked_mean(weight, valid),
+        tis_clip_fraction=tis_hit,
+    )
+
+
+def truncated_importance_weights(
+    behaviour_logprobs: Tensor, proximal_logprobs: Tensor, cap: float
+) -> Tensor:
+    """Detached truncated IS weights ``min(pi_prox / pi_behav, cap)`` per token.
+
+    Corrects for a stale or numerically different sampler: an async rollout
+    worker versions behind (AReaL), or vLLM probabilities that differ from the
+    trainer's (TIS, Yao et al. 2025). The cap bounds the variance.
+
+    Args:
+        behaviour_logprobs: ``Tensor[*S]`` log-probs under the sampling policy.
+        proximal_logprobs: ``Tensor[*S]`` under the policy corrected to (the
+            proximal / old policy of the PPO ratio).
+        cap: Upper bound of the weight, > 0 (TIS uses 2).
+
+    Returns:
+        ``Tensor[*S]``, detached, in ``(0, cap]``.
+
+    Raises:
+        ConfigError: ``cap`` is not positive.
+    """
+    if not cap > 0:
+        raise ConfigError(f"The importance-weight cap must be > 0; got {cap}.")
+    log_w = (proximal_logprobs.detach() - behaviour_logprobs.detach()).clamp(max=LOG_RATIO_CLAMP)
+    return torch.exp(log_w).clamp(max=cap)
+
+
+def kl_penalty(
+    logprobs: Tensor, ref_logprobs: Tensor, kind: KLKind = "k3", *, mask: Tensor | None = None
+) -> Tensor:
+    """Per-token estimate of KL(pi || pi_ref) from tokens sampled from pi.
+
+    J. Schulman's estimators ("Approximating KL Divergence"), ``d = ref - logp``:
+    ``"k1"`` = ``-d``: unbiased, can be negative; meant for a KL-in-reward
+    penalty (InstructGPT). ``"k2"`` = ``d**2 / 2``: biased (verl's ``mse``).
+    ``"k3"`` = ``exp(d) - d - 1``: unbiased, non-negative, 0 where the two
+    agree; GRPO's KL-in-loss term (DeepSeekMath eq. 4; verl's ``low_var_kl``).
+
+    Args:
+        logprobs: ``Tensor[*S]`` under the current policy (carries the gradient).
+        ref_logprobs: ``Tensor[*S]`` under the frozen reference policy.
+        kind: ``"k1"``, ``"k2"`` or ``"k3"``.
+        mask: Optional ``Tensor[*S]``; masked positions give 0 with 0 gradient.
+
+    Returns:
+        ``Tensor[*S]``; aggregate it with :func:`aggregate` or :func:`masked_mean`.
+
+    Raises:
+        ConfigError: ``kind`` is unknown.
+    """
+    if kind not in get_args(KLKind):
+        raise ConfigError(f"Unknown KL estimator {kind!r}; valid: 'k1', 'k2', 'k3'.")
+    if mask is not None:
+        logprobs, ref_logprobs = _zero_masked(logprobs, mask), _zero_masked(ref_logprobs, mask)
+    d = ref_logprobs.detach() - logprobs
+    if kind == "k1":
+        return -d
+    if kind == "k2":
+        return 0.5 * d.square()
+    return torch.expm1(d) - d
+
+
+def entropy_from_logits(logits: Tensor) -> Tensor:
+    """Entropy of the softmax distribution over the last dimension.
+
+    ``-sum_v p_v log p_v`` via ``log_softmax``. Entries masked to ``-inf``
+    (top-k, constrained decoding) add 0, with no ``nan`` in value or gradient.
+
+    Args:
+        logits: ``Tensor[*S, V]``.
+
+    Returns:
+        ``Tensor[*S]`` in nats.
+    """
+    logp = torch.log_softmax(logits, dim=-1)
+    logp = logp.masked_fill(torch.isneginf(logp), 0.0)  # p = 0 there: 0 * log 0 := 0
+    return -(logp.exp() * logp).sum(-1)
+
+
+@dataclass(frozen=True)
+class ValueLossStats(_Stats):
+    """Diagnostics of one :func:`value_loss` call."""
+
+    clip_fraction: Tensor
+    """Share of valid tokens where the clipped value error was the larger one."""
+
+
+def value_loss(
+    values: Tensor,
+    old_values: Tensor,
+    returns: Tensor,
+    mask: Tensor,
+    *,
+    clip: float | None = None,
+    agg_mode: AggMode = "token-mean",
+) -> tuple[Tensor, ValueLossStats]:
+    """Squared-error critic loss, optionally with PPO value clipping.
+
+    ``0.5 * (V - R)**2``; with ``clip``, ``0.5 * max((V - R)**2, (V_c - R)**2)``,
+    ``V_c = V_old + clip(V - V_old, -clip, clip)`` (baselines PPO2, CleanRL).
+
+    Args:
+        values: ``Tensor[B, T]`` current critic outputs (carry the gradient).
+        old_values: ``Tensor[B, T]`` critic outputs at rollout time.
+        returns: ``Tensor[B, T]`` targets, e.g. from :func:`~toolgym.trainers.advantages.gae`.
+        mask: ``Tensor[B, T]``, bool or 0/1.
+        clip: Half-width of the value trust region; None disables clipping.
+        agg_mode: See :func:`aggregate`.
+
+    Returns:
+        ``(loss, stats)``.
+    """
+    valid = mask.bool()
+    v = _zero_masked(values, valid)
+    target = _zero_masked(returns.detach(), valid)
+    err = (v - target).square()
+    per_token = err
+    if clip is not None:
+        old = _zero_masked(old_values.detach(), valid)
+        v_clipped = old + (v - old).clamp(-clip, clip)
+        per_token = torch.maximum(err, (v_clipped - target).square())
+    loss = 0.5 * aggregate(per_token, valid, agg_mode)
+    with torch.no_grad():
+        frac = masked_mean((per_token > err).to(err.dtype), valid)
+    return loss, ValueLossStats(clip_fraction=frac)
