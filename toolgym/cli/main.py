@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from toolgym.cli import sandbox
+from toolgym.cli import envs, sandbox
 
 app = typer.Typer(
     name="toolgym",
@@ -13,6 +13,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(sandbox.app, name="sandbox")
+app.add_typer(envs.app, name="envs")
+app.command("check-env")(envs.check_env)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

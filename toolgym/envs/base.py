@@ -105,6 +105,22 @@ class ToolEnv(gymnasium.Env[str, str]):
         """The first observation. Default: the task's prompt."""
         return task.prompt
 
+    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
+        """Scripted assistant messages for ``task``, used by reference agents and ``check-env``.
+
+        Args:
+            kind: ``"oracle"`` (solves the task, using a tool where it helps) or
+                ``"wrong"`` (a plausible answer that must score 0).
+
+        Raises:
+            NotImplementedError: this env ships no reference agents.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no reference actions")
+
+    def hack_probes(self, task: Task) -> dict[str, list[str]]:
+        """Named action sequences that try to forge a reward; each must score 0."""
+        return {}
+
     # ------------------------------------------------------------- reset
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None

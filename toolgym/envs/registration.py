@@ -23,12 +23,14 @@ log = logging.getLogger(__name__)
 NAMESPACE = "toolgym"
 PLUGIN_GROUP = "toolgym.envs"
 _plugins_loaded = False
+_plugin_ids: set[str] = set()
 
 
 def load_plugins() -> list[str]:
     """Run every ``toolgym.envs`` entry point once; return the names loaded.
 
     A broken plugin is logged and skipped: it must not take the built-ins down.
+    The ids a plugin registers are remembered, whatever their namespace.
     """
     global _plugins_loaded
     if _plugins_loaded:
@@ -36,6 +38,7 @@ def load_plugins() -> list[str]:
     _plugins_loaded = True
     loaded = []
     for ep in importlib.metadata.entry_points(group=PLUGIN_GROUP):
+        before = set(gymnasium.registry)
         try:
             target = ep.load()
             if callable(target):
@@ -43,30 +46,15 @@ def load_plugins() -> list[str]:
             loaded.append(ep.name)
         except Exception:  # noqa: BLE001 - report and go on
             log.exception("toolgym env plugin %r failed to load", ep.name)
+        _plugin_ids.update(set(gymnasium.registry) - before)
     return loaded
 
 
 def env_ids() -> list[str]:
-    """Ids of every registered env that is a toolgym ``ToolEnv``."""
-    from toolgym.envs.base import ToolEnv
-
+    """Ids of the built-in envs and of those the ``toolgym.envs`` plugins registered."""
     load_plugins()
-    ids = []
-    for env_id, spec in gymnasium.registry.items():
-        if isinstance(spec.entry_point, str) and _is_tool_env(spec, ToolEnv):
-            ids.append(env_id)
-    return sorted(ids)
-
-
-def _is_tool_env(spec: EnvSpec, base: type) -> bool:
-    module, _, name = str(spec.entry_point).partition(":")
-    if spec.namespace == NAMESPACE:
-        return True
-    try:
-        cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError):
-        return False
-    return isinstance(cls, type) and issubclass(cls, base)
+    return sorted(env_id for env_id, env_spec in gymnasium.registry.items()
+                  if env_spec.namespace == NAMESPACE or env_id in _plugin_ids)
 
 
 def spec(env_id: str) -> EnvSpec:

@@ -264,6 +264,11 @@ class DockerSandbox(SupervisedSandbox):
         out = await asyncio.wait_for(asyncio.to_thread(run), request["timeout"] + 30)
         return decode_exec_reply(json.loads(out))
 
+    async def _hard_kill(self) -> None:
+        """``kill -9 -1`` as the agent's user, in a one-shot ``docker exec``."""
+        await self._raise_if_dead()
+        await asyncio.to_thread(self.container.exec_run, ["kill", "-9", "-1"], user=AGENT_USER)
+
     async def _raise_if_dead(self) -> None:
         try:
             await asyncio.to_thread(self.container.reload)

@@ -59,6 +59,10 @@ class SupervisedSandbox(SyncMixin):
         """Free the sandbox's resources (container, processes)."""
         raise NotImplementedError
 
+    async def _hard_kill(self) -> None:
+        """Kill every process of the agent's user without the supervisor's help."""
+        raise SandboxCrashed(self.id, "cannot kill the sandbox's processes from outside")
+
     # ------------------------------------------------------------ life cycle
     async def aclose(self) -> None:
         """Destroy the sandbox. Safe to call twice, and safe under cancellation."""
@@ -187,7 +191,14 @@ class SupervisedSandbox(SyncMixin):
         Returns:
             how many processes were killed.
         """
-        reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
+        try:
+            reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
+        except SandboxCrashed:
+            # Something of the agent's kills every new supervisor (`pkill -9 python3`
+            # in a loop): kill the agent's processes from outside, then try again.
+            self.events["hard_kills"] += 1
+            await self._hard_kill()
+            reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
         return int(reply["killed"])
 
     def _abs(self, path: str) -> str:

@@ -11,7 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from toolgym.envs.base import ToolEnv
-from toolgym.envs.code.tasks import code_task_source
+from toolgym.envs.code.tasks import code_task_source, wrong_solution
+from toolgym.envs.tasks import Task
+from toolgym.tools import render_tool_call
+from toolgym.tools.call import ToolCall
 from toolgym.envs.code.verifier import UnitTestVerifier
 from toolgym.envs.outcome import Outcome
 from toolgym.sandbox.docker import SandboxSpec
@@ -50,6 +53,37 @@ class CodeEnv(ToolEnv):
             split=split,
             render_mode=render_mode,
         )
+
+
+    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
+        """Oracle: define the reference in the python tool, then submit it. Wrong: an
+        off-by-one program."""
+        if kind == "wrong":
+            return [_submit(wrong_solution(task))]
+        program = task.data["reference_program"]
+        try_it = render_tool_call(ToolCall("python", {"code": program}))
+        return [f"Let me define it first.\n{try_it}", _submit(program)]
+
+    def hack_probes(self, task: Task) -> dict[str, list[str]]:
+        """Read for hidden tests, forge results, exit early, kill the verifier's processes."""
+        wrong = wrong_solution(task)
+        bash = lambda cmd: render_tool_call(ToolCall("bash", {"command": cmd}))  # noqa: E731
+        return {
+            "search for hidden tests": [
+                bash("grep -rl 'def check' / 2>/dev/null | grep -v '^/usr' | head; ls -la /work"),
+                _submit(wrong)],
+            "exit 0 before the tests run": [_submit("import os\nos._exit(0)\n")],
+            "print a fake pass": [_submit("print('passed'); import sys; sys.exit(0)\n")],
+            "leave a fake result file and a killer process": [
+                bash("echo PASS > /work/result.txt; echo 'import os; os._exit(0)' > /work/unittest.py;"
+                     " (while :; do pkill -9 python3; done) >/dev/null 2>&1 &"),
+                _submit(wrong)],
+            "kill every process": [bash("kill -9 -1"), _submit(wrong)],
+        }
+
+
+def _submit(program: str) -> str:
+    return f"Here is my solution.\n```python\n{program.rstrip()}\n```"
 
 
 class CodeRetryEnv(CodeEnv):

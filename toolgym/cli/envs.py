@@ -1,0 +1,88 @@
+"""``toolgym envs list | show ID`` and ``toolgym check-env ID``."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from toolgym.errors import ToolgymError
+
+app = typer.Typer(help="List and inspect the registered tool environments.", no_args_is_help=True)
+console = Console(highlight=False)
+
+
+def _describe(env_id: str) -> dict[str, object]:
+    import gymnasium
+
+    from toolgym.envs import spec
+
+    env_spec = spec(env_id)
+    env = gymnasium.make(env_id, disable_env_checker=True).unwrapped
+    try:
+        return {
+            "id": env_id,
+            "entry point": env_spec.entry_point,
+            "tools": ", ".join(env.tools),  # type: ignore[attr-defined]
+            "tasks": len(env.tasks),  # type: ignore[attr-defined]
+            "image": env.sandbox_spec.image,  # type: ignore[attr-defined]
+            "max turns": env_spec.max_episode_steps,
+            "kwargs": env_spec.kwargs,
+        }
+    finally:
+        env.close()
+
+
+@app.command("list")
+def list_envs() -> None:
+    """Every registered toolgym environment: id, tools, number of tasks, image."""
+    from toolgym.envs import env_ids
+
+    table = Table("id", "tools", "tasks", "image", "max turns")
+    for env_id in env_ids():
+        d = _describe(env_id)
+        table.add_row(env_id, str(d["tools"]), str(d["tasks"]), str(d["image"]), str(d["max turns"]))
+    console.print(table)
+
+
+@app.command("show")
+def show(env_id: Annotated[str, typer.Argument(help="e.g. toolgym/HumanEval-v0")]) -> None:
+    """Everything about one environment, with its tool schemas."""
+    import json
+
+    import gymnasium
+
+    try:
+        d = _describe(env_id)
+    except ToolgymError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for key, value in d.items():
+        console.print(f"[bold]{key}:[/bold] {value}")
+    env = gymnasium.make(env_id, disable_env_checker=True).unwrapped
+    console.print("[bold]tool schemas:[/bold]")
+    console.print(json.dumps(env.tools.schemas(), indent=2))  # type: ignore[attr-defined]
+    env.close()
+
+
+def check_env(
+    env_id: Annotated[str, typer.Argument(help="e.g. toolgym/HumanEval-v0")],
+    tasks: Annotated[int, typer.Option(help="Tasks for the oracle, wrong-agent and probe runs.")] = 20,
+) -> None:
+    """Run the conformance checks on ENV_ID; exit 1 if any fails."""
+    from toolgym.envs.checker import check_env as run_checks
+
+    try:
+        report = asyncio.run(run_checks(env_id, n_tasks=tasks,
+                                        progress=lambda name: console.print(f"[dim]… {name}[/dim]")))
+    except ToolgymError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
+    for r in report.results:
+        mark = "[green]PASS[/green]" if r.ok else "[red]FAIL[/red]"
+        console.print(f"{mark} {r.name}" + (f" [dim]({r.detail})[/dim]" if r.detail else ""))
+    if not report.ok:
+        raise typer.Exit(1)

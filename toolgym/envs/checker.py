@@ -1,0 +1,185 @@
+"""``check_env``: Gymnasium's checker plus what text tool environments need.
+
+Every built-in env passes it, and CI runs it over the registry. Checks:
+gymnasium's ``check_env``; sync and async paths agree; a seed picks the same
+task and first observation; nothing of one episode is visible in the next; a
+tool's limit comes back as an observation; every reward-hack probe scores 0;
+the oracle succeeds on ≥ 95 % of tasks and the wrong agent on none; ``close``
+twice is harmless.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium
+from gymnasium.utils.env_checker import check_env as gymnasium_check_env
+
+from toolgym.envs.base import ToolEnv
+from toolgym.envs.outcome import Outcome
+from toolgym.envs.registration import make_async
+from toolgym.tools import render_tool_call
+from toolgym.tools.call import ToolCall
+
+
+@dataclass
+class CheckResult:
+    """One named check: passed or not, and what was seen."""
+
+    name: str
+    ok: bool
+    detail: str = ""
+
+
+@dataclass
+class CheckReport:
+    """All checks of one env."""
+
+    env_id: str
+    results: list[CheckResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.results)
+
+    def add(self, name: str, ok: bool, detail: str = "") -> None:
+        self.results.append(CheckResult(name, ok, detail))
+
+
+async def run_actions(env: Any, actions: list[str], **reset_kwargs: Any) -> tuple[float, Outcome | None, list[str]]:
+    """Play scripted actions on an async env; return (reward, outcome, observations)."""
+    obs, _ = await env.areset(**reset_kwargs)
+    observations, reward, outcome = [obs], 0.0, None
+    for action in actions:
+        obs, reward, terminated, truncated, info = await env.astep(action)
+        observations.append(obs)
+        if terminated or truncated:
+            outcome = Outcome(info["outcome"]) if info.get("outcome") else Outcome.TRUNCATED
+            break
+    return float(reward), outcome, observations
+
+
+async def check_env(env_id: str, *, n_tasks: int = 20, seed: int = 0,
+                    progress: Callable[[str], None] = lambda _: None) -> CheckReport:
+    """Run every check on ``env_id``; ``n_tasks`` tasks for the oracle / wrong / probe runs."""
+    report = CheckReport(env_id)
+    progress("gymnasium check_env")
+    report.add("gymnasium check_env", *await asyncio.to_thread(_gymnasium_check, env_id))
+    env = make_async(env_id)
+    try:
+        tool_env: ToolEnv = env.unwrapped  # type: ignore[assignment]
+        task_ids = tool_env.tasks.ids()[:: max(1, len(tool_env.tasks) // n_tasks)][:n_tasks]
+        for name, check in _CHECKS:
+            progress(name)
+            try:
+                ok, detail = await check(env, tool_env, task_ids, seed)
+            except Exception as exc:  # noqa: BLE001 - a crashing check is a failed check
+                ok, detail = False, f"raised {exc!r}"
+            report.add(name, ok, detail)
+        await env.aclose()
+        await env.aclose()
+        report.add("close twice is harmless", True)
+    finally:
+        await env.aclose()
+    return report
+
+
+def _gymnasium_check(env_id: str) -> tuple[bool, str]:
+    env = gymnasium.make(env_id, max_episode_steps=-1, disable_env_checker=True).unwrapped
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gymnasium_check_env(env, skip_render_check=True)
+        return True, "; ".join(str(w.message)[:120] for w in caught)
+    except Exception as exc:  # noqa: BLE001
+        return False, repr(exc)
+    finally:
+        env.close()
+
+
+async def _sync_async_agree(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    task = tool_env.tasks.get(ids[0])
+    actions = tool_env.reference_actions(task)
+    a = await run_actions(env, actions, options={"task_id": task.id})
+
+    def sync_run() -> tuple[float, list[str]]:
+        sync_env = gymnasium.make(env.spec.id, disable_env_checker=True)
+        try:
+            obs, _ = sync_env.reset(options={"task_id": task.id})
+            seen, reward = [obs], 0.0
+            for action in actions:
+                obs, reward, terminated, truncated, _ = sync_env.step(action)
+                seen.append(obs)
+                if terminated or truncated:
+                    break
+            return float(reward), seen
+        finally:
+            sync_env.close()
+
+    reward, seen = await asyncio.to_thread(sync_run)
+    return (a[0], a[2]) == (reward, seen), f"async reward {a[0]}, sync reward {reward}"
+
+
+async def _seed_determinism(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    first = await env.areset(seed=seed)
+    second = await env.areset(seed=seed)
+    other = await env.areset(seed=seed + 1)
+    same = (first[0], first[1]["task_id"]) == (second[0], second[1]["task_id"])
+    return same, f"seed {seed} → {first[1]['task_id']}, seed {seed + 1} → {other[1]['task_id']}"
+
+
+async def _reset_isolation(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    if "bash" not in tool_env.tools:
+        return True, "no bash tool: nothing to leave behind"
+    bash = lambda cmd: render_tool_call(ToolCall("bash", {"command": cmd}))  # noqa: E731
+    await env.areset(options={"task_id": ids[0]})
+    await env.astep(bash("echo leak > /work/leak; echo leak > /tmp/leak; sleep 600 >/dev/null 2>&1 &"))
+    await env.areset(options={"task_id": ids[0]})
+    obs, *_ = await env.astep(bash("cat /work/leak /tmp/leak 2>&1; pgrep -fc 'sleep 600' || true"))
+    return "leak\n" not in obs and obs.rstrip().endswith("0"), obs[-200:]
+
+
+async def _limit_is_observation(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    if "bash" not in tool_env.tools:
+        return True, "no bash tool"
+    await env.areset(options={"task_id": ids[0]})
+    limit = getattr(tool_env.tools["bash"], "timeout_s", 10.0)
+    call = render_tool_call(ToolCall("bash", {"command": f"sleep {limit + 3}"}))
+    obs, _, terminated, truncated, info = await env.astep(call)
+    ok = "time" in obs.lower() and not terminated and not truncated
+    return ok, obs[-200:]
+
+
+async def _hack_probes(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    scored = []
+    for task_id in ids[:3]:
+        for name, actions in tool_env.hack_probes(tool_env.tasks.get(task_id)).items():
+            reward, outcome, _ = await run_actions(env, actions, options={"task_id": task_id})
+            if reward != 0.0 or outcome is Outcome.INFRA_ERROR:
+                scored.append(f"{name} on {task_id}: reward {reward}, {outcome}")
+    return not scored, "; ".join(scored) or "every probe scored 0"
+
+
+async def _oracle_and_wrong(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+    oracle = wrong = 0
+    for task_id in ids:
+        task = tool_env.tasks.get(task_id)
+        oracle += (await run_actions(env, tool_env.reference_actions(task), options={"task_id": task_id}))[0] > 0
+        wrong += (await run_actions(env, tool_env.reference_actions(task, "wrong"),
+                                    options={"task_id": task_id}))[0] > 0
+    n = len(ids)
+    return oracle >= 0.95 * n and wrong == 0, f"oracle {oracle}/{n}, wrong {wrong}/{n}"
+
+
+_CHECKS = [
+    ("sync and async paths agree", _sync_async_agree),
+    ("same seed, same task and observation", _seed_determinism),
+    ("nothing leaks from one episode to the next", _reset_isolation),
+    ("a tool's timeout is an observation", _limit_is_observation),
+    ("reward-hack probes score 0", _hack_probes),
+    ("oracle ≥ 95 %, wrong agent 0", _oracle_and_wrong),
+]
