@@ -12,12 +12,13 @@ import base64
 import itertools
 import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Protocol
 
 from toolgym.sandbox import supervisor
 from toolgym.sandbox.base import Command, ExecResult
 
-SUPERVISOR_SOURCE = open(supervisor.__file__, encoding="utf-8").read()  # noqa: SIM115
+SUPERVISOR_SOURCE = Path(supervisor.__file__).read_text(encoding="utf-8")
 """Sent as ``python3 -c SOURCE``: no image needs toolgym installed."""
 ONE_SHOT_SOURCE = (
     SUPERVISOR_SOURCE.split('if __name__ == "__main__":')[0]

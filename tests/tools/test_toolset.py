@@ -1,0 +1,146 @@
+"""Dispatch: the agent's mistakes become counted observations, infrastructure errors propagate.
+
+These run against the host-process fake sandbox: they test the dispatch logic
+above the sandbox, not the built-in tools (see test_builtins_docker.py).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from toolgym.errors import BadArguments, SandboxCrashed
+from toolgym.tools import (
+    FENCED_PYTHON_BASH,
+    ToolCall,
+    ToolOutcome,
+    ToolResult,
+    ToolSet,
+    ToolStatus,
+    default_tools,
+    tool,
+)
+
+
+@tool
+async def echo(sandbox, text: str, times: int = 1) -> str:
+    """Echo a text.
+
+    Args:
+        text: What to echo.
+        times: How often.
+    """
+    result = await sandbox.aexec(["sh", "-c", 'for i in $(seq "$1"); do echo "$0"; done',
+                                  text, str(times)])
+    return result.stdout
+
+
+@tool
+async def divide(sandbox, a: float, b: float) -> str:
+    """Divide a by b."""
+    if b == 0:
+        raise ValueError("b must not be zero")
+    return str(a / b)
+
+
+@tool
+async def strict(sandbox, n: int) -> str:
+    """Accept only even numbers."""
+    if n % 2:
+        raise BadArguments("`n` must be even")
+    return "ok"
+
+
+@tool
+async def slow(sandbox) -> ToolResult:
+    """Pretend to time out."""
+    return ToolResult("[timed out]", timed_out=True)
+
+
+@tool
+async def broken_sandbox(sandbox) -> str:
+    """Fail like dead infrastructure."""
+    raise SandboxCrashed(sandbox.id, "container vanished")
+
+
+TOOLS = ToolSet([echo, divide, strict, slow, broken_sandbox])
+
+
+@pytest.fixture(autouse=True)
+def _fresh_counts():
+    TOOLS.counts.clear()
+
+
+async def test_ok_call(host_sandbox):
+    outcome = await TOOLS.dispatch(host_sandbox, ToolCall("echo", {"text": "hi", "times": 2}))
+    assert outcome.text == "hi\nhi\n" and outcome.status is ToolStatus.OK and outcome.ok
+    assert outcome.call == ToolCall("echo", {"text": "hi", "times": 2})
+    assert outcome.duration_s > 0
+
+
+@pytest.mark.parametrize(
+    ("call", "status", "fragment"),
+    [
+        (ToolCall("ehco", {"text": "x"}), ToolStatus.UNKNOWN_TOOL, "Did you mean `echo`?"),
+        (ToolCall("echo", {}), ToolStatus.BAD_ARGUMENTS, "missing required argument `text`"),
+        (ToolCall("echo", {"text": "x", "times": "2"}), ToolStatus.BAD_ARGUMENTS,
+         "`times` must be int"),
+        (ToolCall("divide", {"a": 1, "b": 0}), ToolStatus.TOOL_ERROR,
+         "Error: the tool `divide` failed: ValueError: b must not be zero"),
+        (ToolCall("strict", {"n": 3}), ToolStatus.BAD_ARGUMENTS, "`n` must be even"),
+        (ToolCall("slow", {}), ToolStatus.TIMEOUT, "[timed out]"),
+    ],
+)
+async def test_agent_mistakes_become_observations(host_sandbox, call, status, fragment, caplog):
+    outcome = await TOOLS.dispatch(host_sandbox, call)
+    assert outcome.status is status and fragment in outcome.text
+    assert TOOLS.counts == {status: 1}
+    if status is ToolStatus.TOOL_ERROR:  # a tool's own exception is logged for its author
+        assert "tool 'divide' raised" in caplog.text
+
+
+async def test_sandbox_errors_propagate(host_sandbox):
+    with pytest.raises(SandboxCrashed, match="container vanished"):
+        await TOOLS.dispatch(host_sandbox, ToolCall("broken_sandbox", {}))
+
+
+async def test_dispatch_text(host_sandbox):
+    assert await TOOLS.dispatch_text(host_sandbox, "Final answer: 4") == []
+
+    [bad] = await TOOLS.dispatch_text(host_sandbox, "<tool_call>{nope}</tool_call>")
+    assert bad.call is None and bad.status is ToolStatus.PARSE_ERROR
+    assert "the JSON is invalid" in bad.text
+
+    text = ('<tool_call>{"name": "echo", "arguments": {"text": "a"}}</tool_call>'
+            '<tool_call>{"name": "divide", "arguments": {"a": 1, "b": 4}}</tool_call>')
+    first, second = await TOOLS.dispatch_text(host_sandbox, text)
+    assert (first.text, second.text) == ("a\n", "0.25")
+    assert TOOLS.counts == {ToolStatus.PARSE_ERROR: 1, ToolStatus.OK: 2}
+
+
+async def test_dispatch_text_with_the_fenced_convention(host_sandbox):
+    tools = ToolSet([echo], fenced={"say": ("echo", "text")})
+    [outcome] = await tools.dispatch_text(host_sandbox, "```say\nhello\n```")
+    assert outcome.text == "hello\n"
+    assert await ToolSet([echo]).dispatch_text(host_sandbox, "```say\nhello\n```") == []
+
+
+def test_toolset_mapping_and_schemas():
+    assert list(TOOLS) == ["echo", "divide", "strict", "slow", "broken_sandbox"]
+    assert TOOLS["echo"] is echo and len(TOOLS) == 5 and "nope" not in TOOLS
+    assert TOOLS.schemas()[0] == echo.to_schema()
+    assert "echo(text: str, times: int = 1)" in repr(TOOLS)
+    with pytest.raises(ValueError, match="unique"):
+        ToolSet([echo, echo])
+
+
+def test_default_tools():
+    tools = default_tools(timeout_s=5)
+    assert list(tools) == ["python", "bash", "read_file", "write_file"]
+    assert all(t.timeout_s == 5 for t in tools.values())  # type: ignore[attr-defined]
+    assert ToolSet(tools.values(), fenced=FENCED_PYTHON_BASH).parse(
+        "```py\n1\n```").calls == [ToolCall("python", {"code": "1"})]
+
+
+def test_outcome_record():
+    outcome = ToolOutcome(None, "bad", ToolStatus.PARSE_ERROR)
+    assert not outcome.ok and outcome.truncated is False
