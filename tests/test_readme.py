@@ -1,0 +1,34 @@
+"""The README's examples run as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import gymnasium
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def section_code(heading: str) -> str:
+    text = README.read_text()
+    section = text.split(f"### {heading}\n", 1)[1]
+    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+
+
+def test_readme_opens_with_the_two_commands():
+    first_block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1)
+    commands = [line.split("#")[0].strip() for line in first_block.splitlines() if line.strip()]
+    assert commands == ["make demo", "make test"]
+
+
+@pytest.mark.docker
+def test_register_your_own_environment_example_runs_verbatim(capsys):
+    code = section_code("Register your own environment")
+    assert len(code.strip().splitlines()) <= 40
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    finally:
+        gymnasium.registry.pop("mylab/WordCount-v0", None)
+    assert capsys.readouterr().out.strip() == "3 notes.txt 1.0 success"
