@@ -14,7 +14,7 @@ import logging
 from typing import Any
 
 import gymnasium
-from gymnasium.envs.registration import EnvSpec
+from gymnasium.envs.registration import EnvSpec, load_env_creator
 
 from toolgym.envs.wrappers import Budget
 from toolgym.errors import RegistryError, UnknownEnv
@@ -88,9 +88,14 @@ def make_async(env_id: str, *, max_turns: int | None = None, max_tokens: int | N
         RegistryError: the id is not a toolgym ``ToolEnv``.
     """
     env_spec = spec(env_id)
-    env = gymnasium.make(env_id, max_episode_steps=-1, disable_env_checker=True, **kwargs)
-    if not hasattr(env.unwrapped, "astep"):
+    # Not gymnasium.make: it deep-copies kwargs into the spec, and live objects
+    # such as a SandboxPool (bound to an event loop) must be passed, not copied.
+    creator = (load_env_creator(env_spec.entry_point) if isinstance(env_spec.entry_point, str)
+               else env_spec.entry_point)
+    env = creator(**{**env_spec.kwargs, **kwargs})
+    if not hasattr(env, "astep"):
         env.close()
         raise RegistryError(f"{env_id} is not a toolgym ToolEnv: it has no async twins")
+    env.unwrapped.spec = env_spec
     turns = max_turns if max_turns is not None else env_spec.max_episode_steps
     return Budget(env, max_turns=turns, max_tokens=max_tokens)

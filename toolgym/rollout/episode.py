@@ -1,0 +1,99 @@
+"""``run_episode``: the one token-in/token-out loop between an env and an agent."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from toolgym.agents.base import Agent, AgentTurn, Conversation
+from toolgym.agents.templates import ChatTokenizer, IncrementalPrompt
+from toolgym.envs.outcome import Outcome, episode_outcome
+from toolgym.errors import AgentError
+from toolgym.rollout.trajectory import Trajectory, Turn
+
+
+async def run_episode(
+    env: Any,
+    agent: Agent,
+    *,
+    chat: ChatTokenizer | None = None,
+    task_id: str | None = None,
+    seed: int | None = None,
+    group_id: str | None = None,
+    policy_version: int | None = None,
+) -> Trajectory:
+    """Play one episode of ``env`` (an async env, e.g. from ``make_async``) with ``agent``.
+
+    With ``chat`` the prompt ids are built incrementally (the template renders
+    the first prompt, each observation is appended as exactly the tokens the
+    template produces for it, the sampled ids are kept verbatim) and passed to
+    the agent; without it the agent renders the messages itself and the
+    trajectory is trainable only if the agent returns ids.
+
+    An :class:`~toolgym.errors.AgentError` ends the episode as ``agent_error``;
+    infrastructure failures come back from the env as ``infra_error``.
+    """
+    start = time.perf_counter()
+    env_s = model_s = 0.0
+    options = {"task_id": task_id} if task_id is not None else None
+    t0 = time.perf_counter()
+    obs, info = await env.areset(seed=seed, options=options)
+    env_s += time.perf_counter() - t0
+    traj = Trajectory(env_id=_env_id(env), task_id=info["task_id"], seed=seed,
+                      group_id=group_id, policy_version=policy_version)
+    prompt = IncrementalPrompt(chat, info["messages"], info["tools"]) if chat else None
+    pending_prompt = prompt.prompt_token_ids if prompt else []
+    while True:
+        conversation = prompt.conversation() if prompt else Conversation(info["messages"], info["tools"])
+        t0 = time.perf_counter()
+        try:
+            turn: AgentTurn = await agent.act(conversation)
+        except AgentError as exc:
+            traj.outcome, traj.info["error"] = Outcome.AGENT_ERROR.value, repr(exc)
+            break
+        finally:
+            model_s += time.perf_counter() - t0
+        t0 = time.perf_counter()
+        obs, reward, terminated, truncated, info = await env.astep(turn.text)
+        env_s += time.perf_counter() - t0
+        record = Turn(action_text=turn.text, action_ids=turn.token_ids, action_logprobs=turn.logprobs,
+                      prompt_ids=pending_prompt if prompt else list(turn.prompt_token_ids or []),
+                      observation=obs, reward=float(info.get("turn_reward", 0.0)),
+                      policy_version=turn.policy_version, finish_reason=turn.finish_reason,
+                      info={"tool_counts": info.get("tool_counts", {})})
+        traj.turns.append(record)
+        _note_version(traj, turn.policy_version)
+        if terminated or truncated:
+            outcome = episode_outcome(terminated, truncated, info)
+            traj.outcome = (outcome or Outcome.TRUNCATED).value
+            traj.final_reward = float(reward)
+            if "error" in info:
+                traj.info["error"] = info["error"]
+            break
+        pending_prompt = _append_observation(prompt, turn, record, info["new_messages"])
+    traj.timings = {"env_s": env_s, "model_s": model_s, "wall_s": time.perf_counter() - start}
+    return traj
+
+
+def _append_observation(prompt: IncrementalPrompt | None, turn: AgentTurn, record: Turn,
+                        new_messages: list[dict[str, Any]]) -> list[int]:
+    """Extend the token prompt by this step; return the ids that start a new sample, if any."""
+    if prompt is None:
+        return []
+    prompt.add_turn(turn)
+    before = prompt.sample_index
+    ids = prompt.add_observation(*new_messages)
+    if prompt.sample_index != before:  # the template rewrote history: a new sample starts
+        return ids
+    record.obs_ids = ids
+    return []
+
+
+def _note_version(traj: Trajectory, version: int | None) -> None:
+    if version is not None and (traj.policy_version is None or version < traj.policy_version):
+        traj.policy_version = version
+
+
+def _env_id(env: Any) -> str:
+    spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
+    return spec.id if spec is not None else type(env).__name__

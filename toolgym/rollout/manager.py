@@ -1,0 +1,250 @@
+"""``RolloutManager``: many episodes in flight, grouped per task, with bounded staleness.
+
+The model must never wait on a slow sandbox: episodes run as independent
+asyncio tasks (up to ``concurrency`` at once), so while one waits on a tool,
+others generate, and a batching agent (``HFAgent``) gathers whatever requests
+are pending into one forward pass. For training, episodes come in groups of
+``group_size`` per task (GRPO/RLOO baselines); finished groups wait in a
+queue tagged with the policy version that produced them, and
+:meth:`RolloutManager.get_batch` drops (or, per config, keeps for importance
+weighting) groups older than ``max_staleness`` versions. Infrastructure
+failures are retried a few times, then dropped and counted: never scored 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from toolgym.agents.base import Agent
+from toolgym.agents.templates import ChatTokenizer
+from toolgym.envs.registration import make_async
+from toolgym.errors import ConfigError
+from toolgym.rollout.episode import run_episode
+from toolgym.rollout.trajectory import Trajectory
+from toolgym.sandbox.pool import SandboxPool
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """How rollouts are produced.
+
+    Example:
+        >>> RolloutConfig(env_id="toolgym/Code-v0", group_size=4).split
+        'train'
+    """
+
+    env_id: str
+    group_size: int = 8
+    """Episodes per task drawn together (the GRPO group)."""
+    concurrency: int = 32
+    """Episodes in flight at once."""
+    split: str | None = "train"
+    """Task split to draw from (None: all tasks)."""
+    episode_timeout_s: float = 600.0
+    """An episode running longer is cancelled, counted and dropped."""
+    max_infra_retries: int = 2
+    """Retries of an episode that ended in ``infra_error``, before it is dropped."""
+    max_staleness: int = 1
+    """Groups produced more than this many policy versions ago are stale."""
+    stale: str = "drop"
+    """``drop`` stale groups, or ``keep`` them for the trainer's importance weights."""
+    partial: str = "continue"
+    """Episodes in flight when weights change: ``continue`` them or ``abort`` them."""
+    max_queued_groups: int = 64
+    """Producer back-pressure: at most this many finished groups wait in the queue."""
+    seed: int = 0
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.stale not in ("drop", "keep"):
+            raise ConfigError(f"stale must be 'drop' or 'keep', got {self.stale!r}")
+        if self.partial not in ("continue", "abort"):
+            raise ConfigError(f"partial must be 'continue' or 'abort', got {self.partial!r}")
+        if self.group_size < 1 or self.concurrency < 1:
+            raise ConfigError("group_size and concurrency must be >= 1")
+
+
+class RolloutManager:
+    """Runs episodes of one env against one agent, concurrently; see the module docstring."""
+
+    def __init__(
+        self,
+        config: RolloutConfig,
+        agent: Agent,
+        *,
+        chat: ChatTokenizer | None = None,
+        pool: SandboxPool | None = None,
+        on_trajectory: Callable[[Trajectory], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.agent = agent
+        self.chat = chat
+        self.pool = pool
+        self.on_trajectory = on_trajectory
+        self.policy_version = 0
+        self.stats: Counter[str] = Counter()
+        """episodes, success, infra_retries, infra_dropped, agent_errors, timeouts,
+        stale_dropped, aborted, action_tokens."""
+        self._slots = asyncio.Semaphore(config.concurrency)
+        self._queue: asyncio.Queue[list[Trajectory]] | None = None
+        self._producer: asyncio.Task[None] | None = None
+        self._in_flight: dict[asyncio.Task[Any], int] = {}
+        self._rng = random.Random(config.seed)
+
+    # ----------------------------------------------------------- episodes
+    def _make_env(self) -> Any:
+        kwargs = dict(self.config.env_kwargs)
+        if self.pool is not None:
+            kwargs["pool"] = self.pool
+        return make_async(self.config.env_id, **kwargs)
+
+    async def episode(self, task_id: str, *, seed: int | None = None,
+                      group_id: str | None = None) -> Trajectory | None:
+        """Run one episode under the concurrency limit, timeout and infra retries.
+
+        Returns:
+            The trajectory, or None when it was dropped (timeout, repeated infra errors).
+        """
+        for attempt in range(self.config.max_infra_retries + 1):
+            async with self._slots:
+                env = self._make_env()
+                try:
+                    traj = await asyncio.wait_for(
+                        run_episode(env, self.agent, chat=self.chat, task_id=task_id, seed=seed,
+                                    group_id=group_id, policy_version=self.policy_version),
+                        self.config.episode_timeout_s)
+                except TimeoutError:
+                    self.stats["timeouts"] += 1
+                    return None
+                finally:
+                    await asyncio.shield(env.aclose())
+            if traj.outcome != "infra_error":
+                self._count(traj)
+                return traj
+            self.stats["infra_retries" if attempt < self.config.max_infra_retries else "infra_dropped"] += 1
+        return None
+
+    def _count(self, traj: Trajectory) -> None:
+        self.stats["episodes"] += 1
+        self.stats["success"] += traj.outcome == "success"
+        self.stats["agent_errors"] += traj.outcome == "agent_error"
+        self.stats["action_tokens"] += traj.num_action_tokens
+        if self.on_trajectory is not None:
+            self.on_trajectory(traj)
+
+    async def run(self, task_ids: Sequence[str], samples: int = 1) -> AsyncIterator[Trajectory]:
+        """Run every task ``samples`` times (evaluation); yield trajectories as they finish."""
+        tasks = [asyncio.ensure_future(self.episode(t, seed=self.config.seed + k,
+                                                     group_id=f"{t}#eval"))
+                 for t in task_ids for k in range(samples)]
+        try:
+            for done in asyncio.as_completed(tasks):
+                traj = await done
+                if traj is not None:
+                    yield traj
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    # ------------------------------------------------------------ training
+    async def _task_ids(self) -> list[str]:
+        env = self._make_env()  # never reset, so it holds no sandbox
+        try:
+            tasks = env.unwrapped.tasks
+            return list(tasks.split(self.config.split).ids() if self.config.split else tasks.ids())
+        finally:
+            await env.aclose()
+
+    async def start(self) -> None:
+        """Start producing groups in the background (training)."""
+        if self._producer is not None:
+            return
+        self._queue = asyncio.Queue(self.config.max_queued_groups)
+        self._task_pool = await self._task_ids()
+        self._producer = asyncio.ensure_future(self._produce())
+
+    async def _produce(self) -> None:
+        assert self._queue is not None
+        groups: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                # Keep enough groups in flight to fill the episode slots.
+                while len(groups) * self.config.group_size < 2 * self.config.concurrency:
+                    task = asyncio.ensure_future(self._group(self._rng.choice(self._task_pool)))
+                    groups.add(task)
+                    task.add_done_callback(groups.discard)
+                await asyncio.wait(groups, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in groups:
+                task.cancel()
+            await asyncio.gather(*groups, return_exceptions=True)
+
+    async def _group(self, task_id: str) -> None:
+        assert self._queue is not None
+        gid = f"{task_id}#{uuid.uuid4().hex[:8]}"
+        version = self.policy_version
+        seeds = [self._rng.randrange(2**31) for _ in range(self.config.group_size)]
+        runs = [asyncio.ensure_future(self.episode(task_id, seed=s, group_id=gid)) for s in seeds]
+        for r in runs:
+            self._in_flight[r] = version
+        try:
+            trajs = [t for t in await asyncio.gather(*runs) if t is not None]
+        except asyncio.CancelledError:
+            for r in runs:
+                r.cancel()
+            await asyncio.gather(*runs, return_exceptions=True)
+            raise
+        finally:
+            for r in runs:
+                self._in_flight.pop(r, None)
+        if trajs:
+            await self._queue.put(trajs)
+
+    def set_policy_version(self, version: int) -> None:
+        """New weights are live; with ``partial="abort"`` older episodes in flight are cancelled."""
+        self.policy_version = version
+        if self.config.partial == "abort":
+            for run, started in list(self._in_flight.items()):
+                if started < version and not run.done():
+                    run.cancel()
+                    self.stats["aborted"] += 1
+
+    def staleness(self, group: Sequence[Trajectory]) -> int:
+        """How many versions behind the oldest turn of the group is."""
+        versions = [t.policy_version for t in group if t.policy_version is not None]
+        return self.policy_version - min(versions) if versions else 0
+
+    async def get_batch(self, num_groups: int) -> list[list[Trajectory]]:
+        """Wait for ``num_groups`` groups fresh enough to train on.
+
+        Raises:
+            RuntimeError: :meth:`start` was not called.
+        """
+        if self._queue is None:
+            raise RuntimeError("call start() before get_batch()")
+        batch: list[list[Trajectory]] = []
+        while len(batch) < num_groups:
+            group = await self._queue.get()
+            lag = self.staleness(group)
+            self.stats["max_staleness_seen"] = max(self.stats["max_staleness_seen"], lag)
+            if lag > self.config.max_staleness and self.config.stale == "drop":
+                self.stats["stale_dropped"] += len(group)
+                continue
+            batch.append(group)
+        return batch
+
+    async def aclose(self) -> None:
+        """Stop producing; episodes in flight are cancelled and their sandboxes released."""
+        if self._producer is not None:
+            self._producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._producer
+            self._producer = None
