@@ -16,6 +16,8 @@ register(id="toolgym/HumanEval-v0", entry_point="toolgym.envs.code.env:CodeEnv",
          max_episode_steps=8, kwargs={"source": "humaneval"})
 register(id="toolgym/Code-v0", entry_point="toolgym.envs.code.env:CodeEnv",
          max_episode_steps=8, kwargs={"source": "generated"})
+register(id="toolgym/Calculator-v0", entry_point="toolgym.envs.calc.env:CalculatorEnv",
+         max_episode_steps=4)
 register(id="toolgym/CodeRetry-v0", entry_point="toolgym.envs.code.env:CodeRetryEnv",
          max_episode_steps=12, kwargs={"source": "generated", "max_attempts": 3})
 

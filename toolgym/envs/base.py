@@ -36,7 +36,8 @@ class Verifier(Protocol):
     """Turns a final answer into a reward, from state the agent cannot forge.
 
     The sandbox it gets has been reset: the agent's processes are dead and the
-    work dirs are empty, so hidden tests enter only now.
+    work dirs are empty, so hidden tests enter only now. A verifier that never
+    looks at the sandbox sets ``needs_sandbox = False`` to skip that reset.
     """
 
     async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score: ...
@@ -207,7 +208,8 @@ class ToolEnv(gymnasium.Env[str, str]):
         """Score the final answer on a reset sandbox; a verifier crash is an infra error."""
         assert self.sandbox is not None and self.task is not None
         try:
-            await self.sandbox.areset()
+            if getattr(self.verifier, "needs_sandbox", True):
+                await self.sandbox.areset()
             score = await self.verifier.score(self.sandbox, self.task, self.extract_answer(action))
         except (SandboxError, OSError) as exc:
             return self._end_infra(f"sandbox failed during verification: {exc!r}")

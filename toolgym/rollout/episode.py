@@ -41,10 +41,11 @@ async def run_episode(
     env_s += time.perf_counter() - t0
     traj = Trajectory(env_id=_env_id(env), task_id=info["task_id"], seed=seed,
                       group_id=group_id, policy_version=policy_version)
-    prompt = IncrementalPrompt(chat, info["messages"], info["tools"]) if chat else None
+    tools = info["tools"]
+    prompt = IncrementalPrompt(chat, info["messages"], tools) if chat else None
     pending_prompt = prompt.prompt_token_ids if prompt else []
     while True:
-        conversation = prompt.conversation() if prompt else Conversation(info["messages"], info["tools"])
+        conversation = prompt.conversation() if prompt else Conversation(list(info["messages"]), tools)
         t0 = time.perf_counter()
         try:
             turn: AgentTurn = await agent.act(conversation)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import uuid
 from collections import Counter
@@ -29,6 +30,8 @@ from toolgym.errors import ConfigError
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.trajectory import Trajectory
 from toolgym.sandbox.pool import SandboxPool
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class RolloutManager:
                 except TimeoutError:
                     self.stats["timeouts"] += 1
                     return None
+                except Exception:  # a bug below us must not stop the other episodes
+                    log.exception("episode of %s crashed", task_id)
+                    self.stats["episode_errors"] += 1
+                    continue
                 finally:
                     await asyncio.shield(env.aclose())
             if traj.outcome != "infra_error":

@@ -1,0 +1,61 @@
+"""A configurable stand-in env for rollout-manager tests (no sandbox, no verifier).
+
+It sits beneath the thing those tests are about (scheduling, staleness,
+retries), like Gymnasium's ``GenericTestEnv``. Each step sleeps a latency
+drawn from the task's distribution; the answer "good" succeeds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import gymnasium
+
+from toolgym.envs.spaces import AnyText
+from toolgym.envs.tasks import ListTaskSource, Task
+
+
+class StubEnv(gymnasium.Env[str, str]):
+    """Episodes of ``turns`` steps; ``infra_failures`` first episodes end in infra_error."""
+
+    failures_left = 0  # class-level: shared by every instance the manager makes
+
+    def __init__(
+        self, latency_s: float = 0.0, tail_s: float = 0.0, tail_p: float = 0.0, turns: int = 2
+    ) -> None:
+        self.tasks = ListTaskSource(
+            [Task(id=f"t{i}", prompt=f"task {i}", data={}, split="train") for i in range(8)]
+        )
+        self.latency_s, self.tail_s, self.tail_p, self.turns = latency_s, tail_s, tail_p, turns
+        self.observation_space = self.action_space = AnyText()
+        self._rng = random.Random(0)
+
+    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        self.task = self.tasks.get((options or {}).get("task_id", "t0"))
+        self.step_count = 0
+        self.messages = [{"role": "user", "content": self.task.prompt}]
+        return self.task.prompt, {"task_id": self.task.id, "messages": self.messages, "tools": []}
+
+    async def astep(self, action: str):
+        self.step_count += 1
+        tail = self._rng.random() < self.tail_p
+        await asyncio.sleep(self.latency_s + (self.tail_s if tail else 0.0))
+        self.messages.append({"role": "assistant", "content": action})
+        info: dict[str, Any] = {"task_id": self.task.id, "messages": self.messages, "outcome": None}
+        if StubEnv.failures_left > 0:
+            StubEnv.failures_left -= 1
+            return "", 0.0, False, True, {**info, "outcome": "infra_error", "error": "stub"}
+        if self.step_count < self.turns:
+            obs = {"role": "tool", "name": "t", "content": f"obs {self.step_count}"}
+            self.messages.append(obs)
+            return obs["content"], 0.0, False, False, {**info, "new_messages": [obs]}
+        good = action.strip() == "good"
+        return "", float(good), True, False, {**info, "outcome": "success" if good else "failure"}
+
+    async def aclose(self) -> None:
+        pass
+
+
+gymnasium.register("toolgym-test/Stub-v0", entry_point=StubEnv)

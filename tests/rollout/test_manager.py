@@ -1,0 +1,90 @@
+"""RolloutManager scheduling, on a stub env beneath it (latencies, failures) and a scripted agent."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+import tests.helpers.stub_env  # noqa: F401 - registers toolgym-test/Stub-v0
+from tests.helpers.stub_env import StubEnv
+from toolgym.agents.base import AgentBase, AgentTurn, Conversation
+from toolgym.errors import ConfigError
+from toolgym.rollout import RolloutConfig, RolloutManager
+
+
+class VersionedAgent(AgentBase):
+    """Answers 'good'; tags each turn with the version it was 'sampled' under."""
+
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.version = 0
+        self.delay_s = delay_s
+        self.in_flight = self.peak = 0
+
+    async def act(self, conversation: Conversation) -> AgentTurn:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay_s)
+            return AgentTurn("good", token_ids=[1], logprobs=[0.0], policy_version=self.version)
+        finally:
+            self.in_flight -= 1
+
+
+def config(**kw) -> RolloutConfig:
+    base = dict(env_id="toolgym-test/Stub-v0", group_size=4, concurrency=8,
+                env_kwargs={"latency_s": 0.01})
+    return RolloutConfig(**{**base, **kw})
+
+
+async def test_staleness_bound_holds_under_a_concurrent_trainer():
+    agent = VersionedAgent(delay_s=0.005)
+    manager = RolloutManager(config(max_staleness=1), agent)
+    await manager.start()
+    try:
+        for version in range(1, 6):
+            batch = await manager.get_batch(2)
+            assert all(manager.staleness(g) <= 1 for g in batch)
+            assert all(len({t.group_id for t in g}) == 1 and len(g) == 4 for g in batch)
+            await asyncio.sleep(0.05)  # the "optimiser step", while rollouts go on
+            agent.version = version
+            manager.set_policy_version(version)
+    finally:
+        await manager.aclose()
+    assert manager.stats["stale_dropped"] > 0, "some groups went stale and were dropped"
+    assert agent.peak <= 8, "never more episodes in flight than the concurrency limit"
+
+
+async def test_infra_failures_are_retried_then_dropped_never_scored():
+    StubEnv.failures_left = 2
+    manager = RolloutManager(config(max_infra_retries=2, group_size=1), VersionedAgent())
+    trajs = [t async for t in manager.run(["t1"], samples=1)]
+    assert [t.outcome for t in trajs] == ["success"] and manager.stats["infra_retries"] == 2
+    StubEnv.failures_left = 10
+    manager = RolloutManager(config(max_infra_retries=1), VersionedAgent())
+    trajs = [t async for t in manager.run(["t1"], samples=1)]
+    StubEnv.failures_left = 0
+    assert trajs == [] and manager.stats["infra_dropped"] == 1 and manager.stats["episodes"] == 0
+
+
+async def test_slow_episodes_time_out_and_are_counted():
+    manager = RolloutManager(config(episode_timeout_s=0.2, env_kwargs={"latency_s": 5.0}),
+                             VersionedAgent())
+    assert [t async for t in manager.run(["t0", "t1"])] == []
+    assert manager.stats["timeouts"] == 2
+
+
+async def test_partial_abort_cancels_episodes_of_old_weights():
+    agent = VersionedAgent()
+    manager = RolloutManager(config(partial="abort", env_kwargs={"latency_s": 0.5}), agent)
+    await manager.start()
+    await asyncio.sleep(0.3)
+    manager.set_policy_version(1)
+    await asyncio.sleep(0.05)
+    await manager.aclose()
+    assert manager.stats["aborted"] > 0
+
+
+def test_config_errors_name_the_choices():
+    with pytest.raises(ConfigError, match="'drop' or 'keep'"):
+        RolloutConfig(env_id="x", stale="sometimes")
