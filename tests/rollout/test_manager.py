@@ -6,8 +6,7 @@ import asyncio
 
 import pytest
 
-import tests.helpers.stub_env  # noqa: F401 - registers toolgym-test/Stub-v0
-from tests.helpers.stub_env import StubEnv
+from toolgym.envs.latency import LatencyEnv
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.errors import ConfigError
 from toolgym.rollout import RolloutConfig, RolloutManager
@@ -32,7 +31,7 @@ class VersionedAgent(AgentBase):
 
 
 def config(**kw) -> RolloutConfig:
-    base = dict(env_id="toolgym-test/Stub-v0", group_size=4, concurrency=8,
+    base = dict(env_id="toolgym-test/Latency-v0", group_size=4, concurrency=8,
                 env_kwargs={"latency_s": 0.01})
     return RolloutConfig(**{**base, **kw})
 
@@ -56,14 +55,14 @@ async def test_staleness_bound_holds_under_a_concurrent_trainer():
 
 
 async def test_infra_failures_are_retried_then_dropped_never_scored():
-    StubEnv.failures_left = 2
+    LatencyEnv.failures_left = 2
     manager = RolloutManager(config(max_infra_retries=2, group_size=1), VersionedAgent())
     trajs = [t async for t in manager.run(["t1"], samples=1)]
     assert [t.outcome for t in trajs] == ["success"] and manager.stats["infra_retries"] == 2
-    StubEnv.failures_left = 10
+    LatencyEnv.failures_left = 10
     manager = RolloutManager(config(max_infra_retries=1), VersionedAgent())
     trajs = [t async for t in manager.run(["t1"], samples=1)]
-    StubEnv.failures_left = 0
+    LatencyEnv.failures_left = 0
     assert trajs == [] and manager.stats["infra_dropped"] == 1 and manager.stats["episodes"] == 0
 
 

@@ -1,1 +1,68 @@
-"""toolgym.agents."""
+"""Agents: the ``Agent`` protocol and its backends.
+
+* :class:`HFAgent` — a local ``transformers`` model, batched, exact ids and logprobs;
+* :class:`OpenAIAgent` — any OpenAI-compatible endpoint (vLLM returns ids and logprobs);
+* :class:`ScriptedAgent` — replays fixed replies, for tests and env smoke runs.
+
+Token-in/token-out prompts are built by :class:`IncrementalPrompt`
+(:mod:`toolgym.agents.templates`). ``HFAgent`` is imported lazily: it pulls in torch.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from toolgym.agents.base import (
+    DEFAULT_SAMPLING,
+    Agent,
+    AgentBase,
+    AgentTurn,
+    Conversation,
+    Message,
+    SamplingParams,
+)
+from toolgym.agents.openai_http import OpenAIAgent
+from toolgym.agents.retry import DEFAULT_RETRY, HTTPStats, RetryPolicy, RetryTransport
+from toolgym.agents.scripted import ScriptedAgent
+from toolgym.agents.templates import (
+    ChatTokenizer,
+    IncrementalPrompt,
+    Segment,
+    TemplateDriftWarning,
+    TemplateReport,
+    check_template,
+)
+
+if TYPE_CHECKING:
+    from toolgym.agents.hf import HFAgent
+
+__all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_SAMPLING",
+    "Agent",
+    "AgentBase",
+    "AgentTurn",
+    "ChatTokenizer",
+    "Conversation",
+    "HFAgent",
+    "HTTPStats",
+    "IncrementalPrompt",
+    "Message",
+    "OpenAIAgent",
+    "RetryPolicy",
+    "RetryTransport",
+    "SamplingParams",
+    "ScriptedAgent",
+    "Segment",
+    "TemplateDriftWarning",
+    "TemplateReport",
+    "check_template",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "HFAgent":
+        from toolgym.agents.hf import HFAgent
+
+        return HFAgent
+    raise AttributeError(f"module 'toolgym.agents' has no attribute {name!r}")

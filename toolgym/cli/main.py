@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from toolgym.cli import envs, sandbox
+from toolgym.cli.check_template import check_template
 
 app = typer.Typer(
     name="toolgym",
@@ -15,6 +16,7 @@ app = typer.Typer(
 app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envs.app, name="envs")
 app.command("check-env")(envs.check_env)
+app.command("check-template")(check_template)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,8 +1,9 @@
-"""A configurable stand-in env for rollout-manager tests (no sandbox, no verifier).
+"""``LatencyEnv``: a stand-in env for rollout tests and benchmarks (no sandbox, no verifier).
 
-It sits beneath the thing those tests are about (scheduling, staleness,
-retries), like Gymnasium's ``GenericTestEnv``. Each step sleeps a latency
-drawn from the task's distribution; the answer "good" succeeds.
+It sits beneath what those are about (scheduling, staleness, retries,
+throughput), like Gymnasium's ``GenericTestEnv``. Each step sleeps a latency
+with a long tail (``tail_s`` with probability ``tail_p``), like real tools; the
+answer "good" succeeds. Importing this module registers ``toolgym-test/Latency-v0``.
 """
 
 from __future__ import annotations
@@ -17,20 +18,21 @@ from toolgym.envs.spaces import AnyText
 from toolgym.envs.tasks import ListTaskSource, Task
 
 
-class StubEnv(gymnasium.Env[str, str]):
+class LatencyEnv(gymnasium.Env[str, str]):
     """Episodes of ``turns`` steps; ``infra_failures`` first episodes end in infra_error."""
 
     failures_left = 0  # class-level: shared by every instance the manager makes
 
     def __init__(
-        self, latency_s: float = 0.0, tail_s: float = 0.0, tail_p: float = 0.0, turns: int = 2
+        self, latency_s: float = 0.0, tail_s: float = 0.0, tail_p: float = 0.0, turns: int = 2,
+        seed: int = 0,
     ) -> None:
         self.tasks = ListTaskSource(
             [Task(id=f"t{i}", prompt=f"task {i}", data={}, split="train") for i in range(8)]
         )
         self.latency_s, self.tail_s, self.tail_p, self.turns = latency_s, tail_s, tail_p, turns
         self.observation_space = self.action_space = AnyText()
-        self._rng = random.Random(0)
+        self._rng = random.Random(seed)
 
     async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         self.task = self.tasks.get((options or {}).get("task_id", "t0"))
@@ -44,8 +46,8 @@ class StubEnv(gymnasium.Env[str, str]):
         await asyncio.sleep(self.latency_s + (self.tail_s if tail else 0.0))
         self.messages.append({"role": "assistant", "content": action})
         info: dict[str, Any] = {"task_id": self.task.id, "messages": self.messages, "outcome": None}
-        if StubEnv.failures_left > 0:
-            StubEnv.failures_left -= 1
+        if LatencyEnv.failures_left > 0:
+            LatencyEnv.failures_left -= 1
             return "", 0.0, False, True, {**info, "outcome": "infra_error", "error": "stub"}
         if self.step_count < self.turns:
             obs = {"role": "tool", "name": "t", "content": f"obs {self.step_count}"}
@@ -58,4 +60,4 @@ class StubEnv(gymnasium.Env[str, str]):
         pass
 
 
-gymnasium.register("toolgym-test/Stub-v0", entry_point=StubEnv)
+gymnasium.register("toolgym-test/Latency-v0", entry_point=LatencyEnv)
