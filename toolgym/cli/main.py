@@ -6,6 +6,7 @@ import typer
 
 from toolgym.cli import envs, sandbox
 from toolgym.cli.check_template import check_template
+from toolgym.cli.eval import eval_command
 
 app = typer.Typer(
     name="toolgym",
@@ -17,6 +18,7 @@ app.add_typer(sandbox.app, name="sandbox")
 app.add_typer(envs.app, name="envs")
 app.command("check-env")(envs.check_env)
 app.command("check-template")(check_template)
+app.command("eval")(eval_command)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -70,6 +70,8 @@ async def run_episode(
             traj.final_reward = float(reward)
             if "error" in info:
                 traj.info["error"] = info["error"]
+            if "score" in info:
+                traj.info["score"] = dict(info["score"].details)
             break
         pending_prompt = _append_observation(prompt, turn, record, info["new_messages"])
     traj.timings = {"env_s": env_s, "model_s": model_s, "wall_s": time.perf_counter() - start}

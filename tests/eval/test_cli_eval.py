@@ -1,0 +1,84 @@
+"""``toolgym eval``: the agent spec parser, and the command end to end through typer."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from tests.helpers.tiny_model import build_tiny_model
+from toolgym.cli.eval import AgentSpec, build_agent, eval_command, parse_agent_spec
+from toolgym.errors import ConfigError
+
+app = typer.Typer()
+app.command("eval")(eval_command)
+app.command("other")(lambda: None)  # two commands, so "eval" is a sub-command as in toolgym
+
+
+@pytest.mark.parametrize(("spec", "parsed"), [
+    ("oracle", AgentSpec("oracle")),
+    ("wrong", AgentSpec("wrong")),
+    ("hf:./ckpt/step-1", AgentSpec("hf", "./ckpt/step-1")),
+    ("hf:C:/models/x", AgentSpec("hf", "C:/models/x")),
+    ("openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct",
+     AgentSpec("openai", "http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-0.5B-Instruct")),
+])
+def test_agent_specs(spec: str, parsed: AgentSpec) -> None:
+    assert parse_agent_spec(spec) == parsed
+
+
+@pytest.mark.parametrize(("spec", "hint"), [
+    ("gpt4", "expected one of hf:PATH, openai:URL#MODEL, oracle, wrong"),
+    ("hf:", "expected one of"),
+    ("Oracle", "expected one of"),
+    ("openai:http://127.0.0.1:8000", "openai:URL#MODEL"),
+    ("openai:127.0.0.1:8000#m", "http(s)://"),
+    ("openai:http://h#", "openai:URL#MODEL"),
+])
+def test_bad_agent_specs_say_what_to_write(spec: str, hint: str) -> None:
+    with pytest.raises(ConfigError, match=r"Bad --agent") as err:
+        parse_agent_spec(spec)
+    assert hint in str(err.value)
+
+
+def test_hf_agent_needs_a_model_directory(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="no model directory"):
+        build_agent(AgentSpec("hf", str(tmp_path / "missing")), "toolgym/HumanEval-v0",
+                    sampling=None, seed=0)
+
+
+def test_bad_agent_exits_1_with_one_line() -> None:
+    result = CliRunner().invoke(app, ["eval", "--env", "toolgym/HumanEval-v0", "--agent", "gpt4",
+                                      "--out", "unused"])
+    assert result.exit_code == 1 and "Bad --agent 'gpt4'" in result.output
+
+
+@pytest.mark.docker
+def test_eval_oracle_from_the_command_line(tmp_path: Path) -> None:
+    args = ["eval", "--env", "toolgym/HumanEval-v0", "--agent", "oracle", "--tasks", "2",
+            "--samples", "2", "--concurrency", "4", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "pass@2" in result.output and "report.html" in result.output
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["pass_at_k"] == {"1": 1.0, "2": 1.0}
+    assert [r["task_id"] for r in summary["tasks"]] == ["HumanEval/0", "HumanEval/1"]
+
+
+@pytest.mark.docker
+def test_eval_local_hf_model_token_in_token_out(tmp_path: Path) -> None:
+    """A tiny random model: it fails, but every turn carries its exact sampled ids."""
+    model = build_tiny_model(tmp_path / "model", chat_template="chatml")
+    out = tmp_path / "out"
+    args = ["eval", "--env", "toolgym/HumanEval-v0", "--agent", f"hf:{model}", "--tasks", "2",
+            "--samples", "2", "--max-new-tokens", "6", "--out", str(out)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["episodes"] == 4 and summary["infra_errors"] == 0
+    assert summary["tokens"]["episodes_with_ids"] == 4 and summary["tokens"]["action_tokens"] > 0
+    lines = (out / "trajectories.jsonl").read_text().splitlines()
+    assert all(json.loads(line)["turns"][0]["prompt_ids"] for line in lines)

@@ -1,0 +1,195 @@
+"""``toolgym eval``: any agent on any registered env, with pass@k and an HTML report.
+
+The agent is one string, so a shell history line says exactly what ran:
+``hf:PATH`` (a local model directory), ``openai:URL#MODEL`` (any
+OpenAI-compatible server, e.g. vLLM), ``oracle`` or ``wrong`` (the env's
+scripted reference answers, for checking an env and the pipeline end to end).
+Running the same command again resumes: finished (task, sample) pairs are kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from toolgym.errors import ConfigError, ToolgymError
+
+console = Console(highlight=False)
+
+AGENT_FORMS = ("hf:PATH", "openai:URL#MODEL", "oracle", "wrong")
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    """A parsed ``--agent`` value.
+
+    Example:
+        >>> parse_agent_spec("openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct").model
+        'Qwen/Qwen2.5-0.5B-Instruct'
+    """
+
+    kind: str
+    """``hf``, ``openai``, ``oracle`` or ``wrong``."""
+    target: str = ""
+    """The model directory (hf) or the server URL (openai)."""
+    model: str = ""
+    """The served model name (openai)."""
+
+
+def parse_agent_spec(spec: str) -> AgentSpec:
+    """Read ``hf:PATH``, ``openai:URL#MODEL``, ``oracle`` or ``wrong``.
+
+    Raises:
+        ConfigError: anything else; the message lists the accepted forms.
+    """
+    spec = spec.strip()
+    if spec in ("oracle", "wrong"):
+        return AgentSpec(spec)
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "hf" and rest:
+        return AgentSpec("hf", rest)
+    if sep and kind == "openai":
+        url, _, model = rest.rpartition("#")
+        if url.startswith(("http://", "https://")) and model:
+            return AgentSpec("openai", url, model)
+        raise ConfigError(
+            f"Bad --agent {spec!r}: write openai:URL#MODEL, e.g. "
+            "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct (URL with http(s)://, "
+            "then '#' and the model name the server serves).")
+    raise ConfigError(f"Bad --agent {spec!r}: expected one of {', '.join(AGENT_FORMS)}, e.g. "
+                      "hf:./checkpoints/step-100 or oracle.")
+
+
+def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
+                api_key: str | None = None, device: str | None = None,
+                token_ids: bool = False) -> tuple[Any, Any]:
+    """Make the agent an :class:`AgentSpec` names; return it and its chat tokenizer (or None).
+
+    The tokenizer is returned so the rollout builds token-in/token-out prompts
+    for a local model, exactly as training does.
+
+    Raises:
+        ConfigError: the hf model directory does not exist.
+    """
+    if spec.kind in ("oracle", "wrong"):
+        from toolgym.rollout.reference import ReferenceAgent
+
+        return ReferenceAgent(env_id, spec.kind), None
+    if spec.kind == "openai":
+        from toolgym.agents.openai_http import OpenAIAgent
+
+        return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
+                           request_token_ids=token_ids), None
+    if not Path(spec.target).is_dir():
+        raise ConfigError(f"--agent hf:{spec.target}: no model directory there; pass a "
+                          "directory holding config.json and the tokenizer (save_pretrained).")
+    from toolgym.agents.hf import HFAgent
+
+    agent = HFAgent(spec.target, sampling=sampling, seed=seed, device=device)
+    return agent, agent.chat
+
+
+def eval_command(
+    env: Annotated[str, typer.Option(help="Environment id, e.g. toolgym/HumanEval-v0.")],
+    agent: Annotated[str, typer.Option(
+        help="hf:PATH | openai:URL#MODEL | oracle | wrong (the env's reference answers).")],
+    out: Annotated[Path, typer.Option(
+        help="Output directory: trajectories.jsonl, summary.json, report.html. "
+             "Re-running with the same directory resumes.")],
+    samples: Annotated[int, typer.Option(min=1, help="Samples per task (pass@1..k).")] = 1,
+    concurrency: Annotated[int, typer.Option(min=1, help="Episodes in flight.")] = 8,
+    tasks: Annotated[int | None, typer.Option(
+        min=1, help="Only the first N tasks (default: all).")] = None,
+    split: Annotated[str | None, typer.Option(help="Task split, e.g. test.")] = None,
+    temperature: Annotated[float | None, typer.Option(
+        min=0.0, help="Sampling temperature; default 0 (greedy) for --samples 1, "
+                      "else 0.8 (as in Chen et al. 2021).")] = None,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass.")] = 1.0,
+    max_new_tokens: Annotated[int, typer.Option(min=1, help="Token budget of one turn.")] = 512,
+    seed: Annotated[int, typer.Option(help="Sample s runs with seed + s.")] = 0,
+    api_key: Annotated[str | None, typer.Option(
+        envvar="OPENAI_API_KEY", help="Bearer token for openai: agents.")] = None,
+    token_ids: Annotated[bool, typer.Option(
+        help="openai: ask a vLLM server for token ids (counts tokens; other servers "
+             "reject the extra fields).")] = False,
+    device: Annotated[str | None, typer.Option(help="hf: torch device, e.g. cuda.")] = None,
+    episode_timeout: Annotated[float, typer.Option(
+        help="Seconds before an episode is dropped as an infra error.")] = 600.0,
+) -> None:
+    """Evaluate an agent on an environment: pass@k, per-task results and an HTML report."""
+    from toolgym.agents.base import SamplingParams
+    from toolgym.sandbox.cleanup import exit_on_sigterm
+
+    exit_on_sigterm()
+    temp = temperature if temperature is not None else (0.0 if samples == 1 else 0.8)
+    try:
+        sampling = SamplingParams(temperature=temp, top_p=top_p, max_new_tokens=max_new_tokens)
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    try:
+        spec = parse_agent_spec(agent)
+        scripted = spec.kind in ("oracle", "wrong")
+        console.print(f"[dim]{env} · agent {agent} · {samples} sample(s) per task"
+                      f"{'' if scripted else f' · temperature {temp}'} · out {out}[/dim]")
+        summary = asyncio.run(_main(env, spec, agent, out, samples=samples, concurrency=concurrency,
+                                    tasks=tasks, split=split, sampling=sampling, seed=seed,
+                                    api_key=api_key, device=device, token_ids=token_ids,
+                                    episode_timeout=episode_timeout))
+    except ToolgymError as exc:
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
+        raise typer.Exit(1) from None
+    except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, or SIGTERM via exit_on_sigterm
+        console.print(f"[yellow]interrupted[/yellow]: finished episodes are kept in "
+                      f"{out / 'trajectories.jsonl'}; run the same command again to resume.")
+        raise typer.Exit(exc.code if isinstance(exc, SystemExit) else 130) from None
+    _print_summary(summary, out)
+
+
+async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
+                concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
+                api_key: str | None, device: str | None, token_ids: bool,
+                episode_timeout: float) -> Any:
+    from toolgym.eval.run import evaluate, list_task_ids
+
+    task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
+    agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
+                              device=device, token_ids=token_ids)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("[green]{task.fields[ok]} ok"), TimeRemainingColumn())
+    try:
+        with Progress(*columns, console=console, transient=True) as bar:
+            job = bar.add_task("episodes", total=None, ok=0)
+            ok = 0
+
+            def progress(done: int, total: int, traj: Any) -> None:
+                nonlocal ok
+                ok += traj.outcome == "success"
+                bar.update(job, completed=done, total=total, ok=ok)
+
+            return await evaluate(env_id, agent, samples=samples, concurrency=concurrency,
+                                  out_dir=out, task_ids=task_ids, split=split, agent_name=name,
+                                  chat=chat, seed=seed, episode_timeout_s=episode_timeout,
+                                  progress=progress)
+    finally:
+        await agent.aclose()
+
+
+def _print_summary(summary: Any, out: Path) -> None:
+    table = Table("metric", "value", title=f"{summary.env_id} · {summary.agent}")
+    for k, value in summary.pass_at_k.items():
+        table.add_row(f"pass@{k}", f"{value:.3f}  ({summary.pass_at_k_tasks[k]} tasks)")
+    for outcome, count in summary.outcomes.items():
+        table.add_row(outcome + (" (not scored)" if outcome == "infra_error" else ""), str(count))
+    console.print(table)
+    if not summary.complete:
+        console.print("[yellow]incomplete[/yellow]: some (task, sample) pairs have no result; "
+                      "run the same command again to finish them.")
+    console.print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
