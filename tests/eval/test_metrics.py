@@ -91,3 +91,13 @@ def test_summary_of_a_random_run_agrees_with_c_over_n() -> None:
     s = summarize("e", "a", 8, [f"t{i}" for i in range(20)], trajs)
     assert s.pass_at_k[1] == pytest.approx(s.outcomes["success"] / 160)
     assert all(s.pass_at_k[k] <= s.pass_at_k[k + 1] for k in range(1, 8))
+
+
+def test_wilson_interval_against_hand_computed_values():
+    from toolgym.eval.metrics import wilson_interval
+
+    # p=0.5, n=100: centre 0.5, half = 1.96*sqrt(.0025 + 1.96²/40000)/(1+1.96²/100) = 0.0961
+    low, high = wilson_interval(50, 100)
+    assert abs(low - 0.4038) < 1e-3 and abs(high - 0.5962) < 1e-3
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    assert wilson_interval(0, 0) == (0.0, 1.0)

@@ -193,3 +193,22 @@ def _timing(trajectories: Sequence[Trajectory]) -> dict[str, float]:
         "model_s_total": total["model_s"],
         "env_s_total": total["env_s"],
     }
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval for a success rate (95 % by default).
+
+    Unlike the normal approximation it stays inside [0, 1] and is sensible at
+    0 or n successes, which small evaluations hit often.
+
+    Example:
+        >>> tuple(round(x, 3) for x in wilson_interval(8, 10))
+        (0.49, 0.943)
+    """
+    if n == 0:
+        return (0.0, 1.0)
+    p = successes / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
