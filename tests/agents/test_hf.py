@@ -170,7 +170,7 @@ def test_act_sync_and_model_object_constructor(chatml_dir: Path) -> None:
 async def test_async_weight_update_waits_for_the_running_batch(chatml_dir: Path) -> None:
     agent = HFAgent(chatml_dir, seed=0, sampling=SamplingParams(max_new_tokens=32))
     running = asyncio.ensure_future(agent.act(conv("busy")))
-    while not agent._lock.locked():  # wait until generate holds the weights
+    while not agent.lock.locked():  # wait until generate holds the weights
         await asyncio.sleep(0.001)
     version = await agent.aupdate_weights(agent.model.state_dict())
     turn = await running

@@ -110,7 +110,9 @@ class HFAgent(AgentBase):
         self.policy_version = 0
         """Bumped by :meth:`update_weights`; stamped on every turn."""
         self.stats = GenerationStats()
-        self._lock = threading.Lock()  # one generate or one weight update at a time
+        self.lock = threading.Lock()
+        """One generate or one weight update at a time; trainers that update the model in
+        place hold it (not re-entrant: do not call ``update_weights`` inside it)."""
         self._batcher: Batcher[list[int], _Sample] = Batcher(
             self._generate_batch, max_batch=max_batch, max_wait_s=max_wait_s
         )
@@ -147,7 +149,7 @@ class HFAgent(AgentBase):
         Returns:
             The new ``policy_version``.
         """
-        with self._lock:
+        with self.lock:
             if state_dict is not None:
                 self.model.load_state_dict(state_dict, strict=True)
             self.policy_version = self.policy_version + 1 if version is None else version
@@ -161,7 +163,7 @@ class HFAgent(AgentBase):
         agent.paused(): optimizer.step()`` waits for the running batch, keeps
         the next one from starting mid-update, and bumps ``policy_version``.
         """
-        with self._lock:
+        with self.lock:
             yield
             self.policy_version += 1
 
@@ -190,7 +192,7 @@ class HFAgent(AgentBase):
     def _generate_batch(self, prompts: list[list[int]]) -> list[_Sample]:
         """Worker thread: one left-padded ``generate`` for the whole batch."""
         start = time.perf_counter()
-        with self._lock, torch.inference_mode(), self._seeded():
+        with self.lock, torch.inference_mode(), self._seeded():
             input_ids, attention_mask = _left_pad(prompts, self._pad_id, self.device)
             recorder = LogprobRecorder()
             sequences = self.model.generate(

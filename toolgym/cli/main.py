@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from toolgym.cli import envs, sandbox
+from toolgym.cli import train as train_cli
 from toolgym.cli.check_template import check_template
 from toolgym.cli.eval import eval_command
 
@@ -19,6 +20,9 @@ app.add_typer(envs.app, name="envs")
 app.command("check-env")(envs.check_env)
 app.command("check-template")(check_template)
 app.command("eval")(eval_command)
+app.command("train")(train_cli.train)
+app.command("sft")(train_cli.sft)
+app.command("plot")(train_cli.plot)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

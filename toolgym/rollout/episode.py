@@ -24,6 +24,9 @@ async def run_episode(
 ) -> Trajectory:
     """Play one episode of ``env`` (an async env, e.g. from ``make_async``) with ``agent``.
 
+    The trajectory's ``policy_version`` is the oldest version the agent stamped
+    on a turn, else ``policy_version`` (the version when the episode started).
+
     With ``chat`` the prompt ids are built incrementally (the template renders
     the first prompt, each observation is appended as exactly the tokens the
     template produces for it, the sampled ids are kept verbatim) and passed to
@@ -39,8 +42,7 @@ async def run_episode(
     t0 = time.perf_counter()
     obs, info = await env.areset(seed=seed, options=options)
     env_s += time.perf_counter() - t0
-    traj = Trajectory(env_id=_env_id(env), task_id=info["task_id"], seed=seed,
-                      group_id=group_id, policy_version=policy_version)
+    traj = Trajectory(env_id=_env_id(env), task_id=info["task_id"], seed=seed, group_id=group_id)
     tools = info["tools"]
     prompt = IncrementalPrompt(chat, info["messages"], tools) if chat else None
     pending_prompt = prompt.prompt_token_ids if prompt else []
@@ -74,6 +76,8 @@ async def run_episode(
                 traj.info["score"] = dict(info["score"].details)
             break
         pending_prompt = _append_observation(prompt, turn, record, info["new_messages"])
+    if traj.policy_version is None:  # the agent stamps no versions: the one at the start
+        traj.policy_version = policy_version
     traj.timings = {"env_s": env_s, "model_s": model_s, "wall_s": time.perf_counter() - start}
     return traj
 

@@ -183,8 +183,9 @@ class RolloutManager:
         groups: set[asyncio.Task[None]] = set()
         try:
             while True:
-                # Keep enough groups in flight to fill the episode slots.
-                while len(groups) * self.config.group_size < 2 * self.config.concurrency:
+                # Just enough groups in flight to fill the episode slots: more would
+                # only wait for slots and go stale.
+                while len(groups) * self.config.group_size < self.config.concurrency:
                     task = asyncio.ensure_future(self._group(self._rng.choice(self._task_pool)))
                     groups.add(task)
                     task.add_done_callback(groups.discard)
@@ -223,6 +224,18 @@ class RolloutManager:
                 if started < version and not run.done():
                     run.cancel()
                     self.stats["aborted"] += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """What a checkpoint keeps: the task-sampling RNG and the policy version."""
+        version, internal, gauss = self._rng.getstate()
+        return {"policy_version": self.policy_version, "rng": [version, list(internal), gauss]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (resume continues the same task sequence)."""
+        self.policy_version = int(state["policy_version"])
+        if "rng" in state:
+            version, internal, gauss = state["rng"]
+            self._rng.setstate((version, tuple(internal), gauss))
 
     def staleness(self, group: Sequence[Trajectory]) -> int:
         """How many versions behind the oldest turn of the group is."""

@@ -1,0 +1,390 @@
+"""The loop every token-level RL trainer shares.
+
+One step::
+
+    groups = await source.get_batch(groups_per_step)     # RolloutManager, in the background
+    batch  = build_batch(groups, advantage_fn)           # drop infra errors, pad, advantages
+    policy_update(batch)                                 # micro-batches, accumulation, AdamW
+    await weight_sync(policy, version + 1)               # the agent samples from new weights
+    source.set_policy_version(version + 1)               # staleness is counted from here
+
+Rollouts never stop for the trainer: the manager keeps episodes in flight
+while the update runs, and the update runs in a worker thread so the event
+loop keeps stepping sandboxes.
+
+**Generation and the optimiser step never touch the same module at once.**
+With ``weight_sync: shared`` (the default; no copy, best on CPU) the agent
+samples from the very module that trains, and the whole update (train-mode
+forward, backward, optimiser step) runs under the agent's generation lock: a
+``generate`` call in progress finishes first, later ones wait until the new
+weights are in place. Episodes waiting on a tool go on meanwhile. With
+``weight_sync: copy`` the agent holds its own frozen copy, generation runs
+*during* the update (AReaL-style overlap, twice the memory), and the new
+weights are loaded between two generate batches by ``agent.update_weights``.
+A vLLM engine plugs in the same way: pass ``weight_sync=`` a coroutine
+function ``(policy, version) -> None`` that pushes ``policy.export_state_dict()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import importlib
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+
+from toolgym._sync import run_sync
+from toolgym.agents.base import SamplingParams
+from toolgym.errors import ConfigError
+from toolgym.rollout.manager import RolloutConfig, RolloutManager
+from toolgym.rollout.trajectory import Trajectory, write_jsonl
+from toolgym.trainers.batching import AdvantageFn, Batch, build_batch
+from toolgym.trainers.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+)
+from toolgym.trainers.config import dump_yaml, format_config, option
+from toolgym.trainers.losses import AggMode, KLKind
+from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
+from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
+from toolgym.trainers.policy import ModelConfig, Policy, load_policy
+from toolgym.trainers.update import policy_update
+
+__all__ = ["Trainer", "TrainerConfig", "WeightSync", "seed_everything"]
+
+WeightSync = Callable[[Policy, int], Awaitable[None]]
+TRAJECTORIES_FILE = "trajectories.jsonl"
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    """What every token-level RL trainer needs; an algorithm's config adds its own fields."""
+
+    run_dir: str = option("runs/train", "Where metrics, checkpoints, trajectories and the final "
+                          "model go.")
+    seed: int = option(0, "Seeds Python, NumPy, torch, the sampler and the update's shuffling "
+                       "(rollout.seed seeds the task draws).")
+    total_steps: int = option(100, "Training steps (one batch of groups each).")
+    groups_per_step: int = option(16, "Prompts per step; each brings rollout.group_size episodes.")
+    micro_batch_size: int = option(32, "Sequences per forward/backward pass (gradient "
+                                   "accumulation up to the mini-batch).")
+    num_mini_batches: int = option(1, "Optimiser steps per epoch over a batch (1: on-policy).")
+    update_epochs: int = option(1, "Passes over each batch.")
+    max_length: int | None = option(None, "Cut training sequences to this many tokens.")
+    clip_low: float = option(0.2, "PPO clip below 1 (epsilon_low).")
+    clip_high: float = option(0.2, "PPO clip above 1 (epsilon_high; DAPO's clip-higher uses 0.28).")
+    dual_clip: float | None = option(None, "Dual-clip constant c > 1 for negative advantages.")
+    tis_cap: float | None = option(None, "Decoupled PPO: ratio against the pre-update policy and "
+                                   "an importance weight behaviour->proximal capped here (e.g. 2).")
+    loss_agg: AggMode = option("token-mean", "How token losses become a scalar (Dr.GRPO: "
+                               "seq-mean-token-sum-norm).")
+    kl_coef: float = option(0.0, "Weight of the KL to the reference policy (0: no reference).")
+    kl_estimator: KLKind = option("k3", "KL estimator: k1, k2 or k3.")
+    entropy_coef: float = option(0.0, "Entropy bonus weight.")
+    weight_sync: Literal["shared", "copy"] = option(
+        "shared", "shared: the agent samples from the training module (lock during updates); "
+        "copy: the agent has its own copy, updated between generate batches.")
+    generation_batch: int = option(128, "Most concurrent requests in one generate call.")
+    num_threads: int = option(1, "torch.set_num_threads for training and generation.")
+    save_every: int = option(10, "Checkpoint every N steps (and at the end); 0: only at the end.")
+    keep_last: int = option(2, "Checkpoints to keep.")
+    save_trajectories: bool = option(True, "Append every trained-on episode to "
+                                     "run_dir/trajectories.jsonl.")
+    tensorboard: bool = option(True, "Also log to run_dir/tb when tensorboard is installed.")
+    export_final: bool = option(True, "Write an ordinary model directory (LoRA merged) to "
+                                "run_dir/final at the end.")
+    imports: tuple[str, ...] = option((), "Modules imported before the env is made (modules that "
+                                      "register third-party envs).")
+    model: ModelConfig = option(help="The policy model.", factory=ModelConfig)
+    optim: OptimConfig = option(help="Optimiser and LR schedule.", factory=OptimConfig)
+    rollout: RolloutConfig = option(
+        help="How episodes are produced (env_id, group_size, concurrency, staleness).",
+        factory=lambda: RolloutConfig(env_id="", group_size=8, concurrency=128))
+    sampling: SamplingParams = option(
+        help="Sampling of the policy during rollouts.",
+        factory=lambda: SamplingParams(temperature=1.0, max_new_tokens=256))
+
+    def __post_init__(self) -> None:
+        for name in ("total_steps", "groups_per_step", "micro_batch_size", "num_mini_batches",
+                     "update_epochs", "generation_batch", "num_threads", "keep_last"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}.")
+        if self.save_every < 0:
+            raise ConfigError(f"save_every must be >= 0; got {self.save_every}.")
+        if not 0.0 <= self.clip_low < 1.0 or self.clip_high < 0.0:
+            raise ConfigError(f"Need 0 <= clip_low < 1 and clip_high >= 0; got "
+                              f"{self.clip_low}, {self.clip_high}.")
+        if self.dual_clip is not None and self.dual_clip <= 1.0:
+            raise ConfigError(f"dual_clip must be > 1 (typically 3) or null; got {self.dual_clip}.")
+        if self.tis_cap is not None and self.tis_cap <= 0:
+            raise ConfigError(f"tis_cap must be > 0 or null; got {self.tis_cap}.")
+
+    @property
+    def total_optimizer_steps(self) -> int:
+        """Optimiser steps of the whole run: what the LR schedule spans."""
+        return self.total_steps * self.update_epochs * self.num_mini_batches
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global generators."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def build_agent(policy: Policy, config: TrainerConfig) -> Any:
+    """An in-process :class:`~toolgym.agents.hf.HFAgent` on the policy (shared or copied)."""
+    from toolgym.agents.hf import HFAgent
+
+    model = policy.model if config.weight_sync == "shared" else policy.inference_copy()
+    return HFAgent(model, policy.chat, sampling=config.sampling, seed=config.seed,
+                   max_batch=config.generation_batch)
+
+
+def default_weight_sync(agent: Any, mode: str) -> WeightSync:
+    """Push new weights to an agent with ``aupdate_weights`` (no-op for agents without it)."""
+    async def sync(policy: Policy, version: int) -> None:
+        if agent is None or not hasattr(agent, "aupdate_weights"):
+            return
+        state = None if mode == "shared" else await asyncio.to_thread(policy.export_state_dict)
+        await agent.aupdate_weights(state, version=version)
+    return sync
+
+
+def source_state(source: Any) -> dict[str, Any]:
+    """What a checkpoint keeps of the rollout side (its RNG and policy version)."""
+    if hasattr(source, "state_dict"):
+        return dict(source.state_dict())
+    return {"policy_version": int(getattr(source, "policy_version", 0))}
+
+
+def load_source_state(source: Any, state: dict[str, Any]) -> None:
+    """Undo :func:`source_state`."""
+    if hasattr(source, "load_state_dict"):
+        source.load_state_dict(state)
+    else:
+        source.set_policy_version(state["policy_version"])
+
+
+class Trainer:
+    """Shared RL loop (see the module docstring); subclasses choose the advantages.
+
+    Args:
+        config: The run's config.
+        policy: A loaded policy; default: :func:`load_policy` on ``config.model``.
+        source: Where batches of groups come from; default: a
+            :class:`RolloutManager` on ``config.rollout`` with an in-process agent.
+        agent: The agent the default source samples from; default: an HFAgent.
+        weight_sync: ``async (policy, version) -> None`` run after each update;
+            default: ``agent.aupdate_weights`` (shared or copied weights).
+        echo: Where the config header and step lines go (``print``; None: silent).
+    """
+
+    config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
+
+    def __init__(self, config: TrainerConfig, *, policy: Policy | None = None,
+                 source: Any | None = None, agent: Any | None = None,
+                 weight_sync: WeightSync | None = None,
+                 echo: Callable[[str], None] | None = print) -> None:
+        self.config = config
+        for module in config.imports:
+            importlib.import_module(module)
+        torch.set_num_threads(config.num_threads)
+        seed_everything(config.seed)
+        self.policy = policy or load_policy(config.model, reference=config.kl_coef > 0)
+        if source is None and not config.rollout.env_id:
+            raise ConfigError("rollout.env_id is required: the env to train on, e.g. "
+                              "--set rollout.env_id=toolgym/Code-v0 (`toolgym envs list`).")
+        self._owns_agent = agent is None and source is None
+        self.agent = build_agent(self.policy, config) if self._owns_agent else agent
+        self.source = source or RolloutManager(config.rollout, self.agent, chat=self.policy.chat)
+        self.weight_sync = weight_sync or default_weight_sync(self.agent, config.weight_sync)
+        self.optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
+        self.scheduler = build_scheduler(self.optimizer, config.optim, config.total_optimizer_steps)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.run_dir = Path(config.run_dir)
+        self.step = 0
+        self.version = 0
+        self.history: list[dict[str, float]] = []
+        self.logger: MetricsLogger | None = None
+        self._echo = echo
+        self._gen_mark = (0, 0.0)
+
+    # ------------------------------------------------------------ hooks
+    def advantage_fn(self) -> AdvantageFn:
+        """``fn(rewards[B], group_ids[B]) -> advantages[B]``; each algorithm supplies one."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------- loop
+    def train(self, *, resume: bool = False) -> list[dict[str, float]]:
+        """Blocking twin of :meth:`atrain` (runs on toolgym's bridge loop)."""
+        return run_sync(self.atrain(resume=resume))
+
+    async def atrain(self, *, resume: bool = False) -> list[dict[str, float]]:
+        """Train until ``total_steps``; with ``resume`` continue from the latest checkpoint.
+
+        Returns:
+            The metrics of the steps run in this call.
+        """
+        await self._open_run(resume)
+        try:
+            await self.source.start()
+            while self.step < self.config.total_steps:
+                await self.train_step()
+                every = self.config.save_every
+                if (every and self.step % every == 0) or self.step == self.config.total_steps:
+                    await self.asave()
+        finally:
+            await self._close()
+        if self.config.export_final:
+            await asyncio.to_thread(self.policy.merge_and_save, self.run_dir / "final")
+        return self.history
+
+    async def train_step(self) -> dict[str, float]:
+        """One step: get a batch, update the policy, push the weights, log."""
+        start = time.perf_counter()
+        groups = await self.source.get_batch(self.config.groups_per_step)
+        waited = time.perf_counter() - start
+        trajectories = [t for group in groups for t in group]
+        batch, stats = build_batch(trajectories, pad_id=self.policy.pad_id,
+                                   advantage_fn=self.advantage_fn(),
+                                   max_length=self.config.max_length)
+        t0 = time.perf_counter()
+        update = await asyncio.to_thread(self._locked_update, batch, self.version + 1)
+        update_s = time.perf_counter() - t0
+        self.step += 1
+        self.version += 1
+        await self.weight_sync(self.policy, self.version)
+        self.source.set_policy_version(self.version)
+        metrics = {**rollout_metrics(trajectories, self.version - 1), **update,
+                   **{f"batch_{k}": float(v) for k, v in stats.as_dict().items()},
+                   "train_tokens_per_s": float(batch.attention_mask.sum()) / max(update_s, 1e-9),
+                   "wait_s": waited, "update_s": update_s,
+                   "step_s": time.perf_counter() - start, **self._generation_metrics(),
+                   **{f"rollout_{k}": float(v) for k, v in self._source_counters().items()}}
+        self._record(trajectories, metrics)
+        return metrics
+
+    def _locked_update(self, batch: Batch, new_version: int) -> dict[str, float]:
+        """Update under the generation lock; in shared mode also stamp the new version there.
+
+        The version must change in the same critical section as the weights: a
+        generate batch that slipped in between the two would carry new-weight
+        samples under the old version, and count as stale when it is not.
+        """
+        with self._generation_lock() as locked:
+            self.policy.model.train()
+            try:
+                return policy_update(self.policy, self.optimizer, self.scheduler, batch,
+                                     self.config, self.generator)
+            finally:
+                self.policy.model.eval()
+                if locked and hasattr(self.agent, "policy_version"):
+                    self.agent.policy_version = new_version
+
+    @contextlib.contextmanager
+    def _generation_lock(self) -> Iterator[bool]:
+        """Hold the agent's lock while the shared module trains (see the module docstring).
+
+        Yields whether a lock is held: HFAgent's ``lock``; agents without one (a
+        remote server, a replay source) need none.
+        """
+        lock = getattr(self.agent, "lock", None) if self.config.weight_sync == "shared" else None
+        if lock is None:
+            yield False
+            return
+        with lock:
+            yield True
+
+    def _source_counters(self) -> dict[str, float]:
+        """The rollout side's running totals (episodes, stale_dropped, infra_dropped, ...)."""
+        return dict(getattr(self.source, "stats", None) or {})
+
+    def _generation_metrics(self) -> dict[str, float]:
+        stats = getattr(self.agent, "stats", None)
+        if stats is None or not hasattr(stats, "tokens"):
+            return {}
+        tokens, seconds = stats.tokens - self._gen_mark[0], stats.seconds - self._gen_mark[1]
+        self._gen_mark = (stats.tokens, stats.seconds)
+        return {"gen_tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
+
+    def _record(self, trajectories: list[Trajectory], metrics: dict[str, float]) -> None:
+        self.history.append(metrics)
+        assert self.logger is not None
+        self.logger.log(self.step, metrics)
+        if self.config.save_trajectories and trajectories:
+            for t in trajectories:
+                t.info["train_step"] = self.step
+            write_jsonl(self.run_dir / TRAJECTORIES_FILE, trajectories)
+        if self._echo is not None:
+            m = metrics
+            self._echo(f"step {self.step}/{self.config.total_steps}  "
+                       f"reward {m['reward_mean']:.3f}  success {m['success_rate']:.2f}  "
+                       f"loss {m.get('loss', float('nan')):+.4f}  "
+                       f"entropy {m.get('entropy', float('nan')):.3f}  "
+                       f"clip {m.get('clip_fraction', float('nan')):.3f}  {m['step_s']:.2f}s")
+
+    # ------------------------------------------------------ persistence
+    async def _open_run(self, resume: bool) -> None:
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = latest_checkpoint(self.run_dir)
+        if ckpt is not None and not resume:
+            raise ConfigError(f"{self.run_dir} already holds {ckpt.name}: pass --resume to "
+                              "continue that run, or choose another run_dir.")
+        if ckpt is not None:
+            await asyncio.to_thread(self._restore, ckpt)
+            await self.weight_sync(self.policy, self.version)
+        else:
+            for name in (MetricsLogger.FILE, TRAJECTORIES_FILE):
+                truncate_file(self.run_dir / name, 0)
+        dump_yaml(self.config, self.run_dir / "config.yaml")
+        if self._echo is not None:
+            self._echo(f"# {type(self).__name__}: {self.run_dir}"
+                       + (f" (resumed at step {self.step})" if ckpt else ""))
+            self._echo(format_config(self.config))
+        self.logger = MetricsLogger(self.run_dir, tensorboard=self.config.tensorboard)
+
+    def _restore(self, path: Path) -> None:
+        state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
+                                scheduler=self.scheduler)
+        self.step, self.version = int(state["step"]), int(state["version"])
+        restore_rng(state["rng"])
+        self.generator.set_state(state["generator"])
+        load_source_state(self.source, state["source"])
+        for name, size in state["files"].items():
+            truncate_file(self.run_dir / name, int(size))
+
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Counters, RNG states, the rollout side's state and the log files' lengths."""
+        return {
+            "step": self.step, "version": self.version, "rng": capture_rng(),
+            "generator": self.generator.get_state(), "source": source_state(self.source),
+            "files": {name: file_size(self.run_dir / name)
+                      for name in (MetricsLogger.FILE, TRAJECTORIES_FILE)},
+        }
+
+    async def asave(self) -> Path:
+        """Checkpoint the current step (state captured on the loop, files written in a thread)."""
+        state = copy.deepcopy(self.checkpoint_state())
+        return await asyncio.to_thread(
+            save_checkpoint, self.run_dir, self.step, policy=self.policy,
+            optimizer=self.optimizer, scheduler=self.scheduler, state=state,
+            keep_last=self.config.keep_last)
+
+    async def _close(self) -> None:
+        await self.source.aclose()
+        if self._owns_agent and self.agent is not None:
+            await self.agent.aclose()
+        if self.logger is not None:
+            self.logger.close()

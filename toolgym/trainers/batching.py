@@ -1,0 +1,189 @@
+"""Trajectories to padded training tensors.
+
+:func:`build_batch` is the one place where episodes become tensors. It drops
+what must not be trained on and counts it (``infra_error`` episodes carry no
+signal about the policy; turns without exact token ids cannot be scored),
+computes one advantage per trajectory with an outcome estimator from
+:mod:`toolgym.trainers.advantages`, spreads it over that trajectory's action
+tokens, and right-pads the samples. Right padding keeps every real token at
+its natural position, so a padded forward pass gives the same log-probs as an
+unpadded one (causal attention never looks right).
+
+    >>> from toolgym.rollout.trajectory import Trajectory, Turn
+    >>> t = Trajectory("e", "t", [Turn("a", [5, 6], [-.5, -.5], prompt_ids=[1, 2])],
+    ...                final_reward=1.0, group_id="g")
+    >>> batch, stats = build_batch([t, t], pad_id=0)
+    >>> batch.loss_mask.int().tolist(), stats.trajectories
+    ([[0, 0, 1, 1], [0, 0, 1, 1]], 2)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, fields
+
+import torch
+from torch import Tensor
+
+from toolgym.rollout.trajectory import Sample, Trajectory
+
+__all__ = ["Batch", "BatchStats", "build_batch", "group_index", "trainable_only"]
+
+AdvantageFn = Callable[[Tensor, Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Padded tensors of ``N`` training samples of width ``T``.
+
+    Attributes:
+        input_ids: ``LongTensor[N, T]``, right-padded with the pad id.
+        attention_mask: ``LongTensor[N, T]``, 1 on real tokens.
+        loss_mask: ``BoolTensor[N, T]``, true on tokens the policy sampled.
+        behaviour_logprobs: ``Tensor[N, T]``, the sampler's log-prob of each
+            action token (0 elsewhere).
+        advantages: ``Tensor[N, T]``, the trajectory's advantage on its action
+            tokens, 0 elsewhere.
+        rewards: ``Tensor[N]``, the trajectory's final reward, per sample.
+        group_ids: ``LongTensor[N]``, integer group of the sample's trajectory.
+        traj_index: ``LongTensor[N]``, index of the sample's trajectory in the
+            kept trajectories (a trajectory may give several samples).
+        old_logprobs: ``Tensor[N, T]``, the proximal policy's log-probs, filled
+            in by the trainer before an update that needs them (TIS); else None.
+        ref_logprobs: ``Tensor[N, T]``, the reference policy's, when a KL term needs them.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    loss_mask: Tensor
+    behaviour_logprobs: Tensor
+    advantages: Tensor
+    rewards: Tensor
+    group_ids: Tensor
+    traj_index: Tensor
+    old_logprobs: Tensor | None = None
+    ref_logprobs: Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.input_ids.shape[0])
+
+    @property
+    def num_action_tokens(self) -> int:
+        return int(self.loss_mask.sum())
+
+    def select(self, index: Tensor | Sequence[int]) -> Batch:
+        """The samples at ``index``, trimmed to their longest real sequence."""
+        idx = torch.as_tensor(index, dtype=torch.long)
+        width = int(self.attention_mask[idx].sum(-1).max()) if len(idx) else 0
+        return Batch(**{f.name: _take(getattr(self, f.name), idx, width) for f in fields(self)})
+
+    def to(self, device: torch.device | str) -> Batch:
+        return Batch(**{f.name: None if getattr(self, f.name) is None
+                        else getattr(self, f.name).to(device) for f in fields(self)})
+
+
+def _take(x: Tensor | None, idx: Tensor, width: int) -> Tensor | None:
+    if x is None:
+        return None
+    return x[idx, :width] if x.dim() == 2 else x[idx]
+
+
+@dataclass(frozen=True)
+class BatchStats:
+    """What :func:`build_batch` kept and dropped (counts of trajectories unless noted)."""
+
+    trajectories: int = 0
+    samples: int = 0
+    """Training sequences made from the kept trajectories."""
+    dropped_infra_error: int = 0
+    dropped_untrainable: int = 0
+    """Turns without token ids (a backend that does not report them)."""
+    dropped_empty: int = 0
+    """No action token at all."""
+    truncated_samples: int = 0
+    """Samples cut to ``max_length`` (their tail tokens are not trained on)."""
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def trainable_only(trajectories: Sequence[Trajectory]) -> tuple[list[Trajectory], BatchStats]:
+    """Keep the trajectories a trainer may use; count the others by reason."""
+    kept: list[Trajectory] = []
+    infra = untrainable = empty = 0
+    for t in trajectories:
+        if t.outcome == "infra_error":
+            infra += 1
+        elif not t.trainable:
+            untrainable += 1
+        elif t.num_action_tokens == 0:
+            empty += 1
+        else:
+            kept.append(t)
+    return kept, BatchStats(len(kept), 0, infra, untrainable, empty)
+
+
+def group_index(trajectories: Sequence[Trajectory]) -> Tensor:
+    """``LongTensor[B]``: equal integers for equal ``group_id``; a missing id is its own group."""
+    ids: dict[str, int] = {}
+    out = []
+    for i, t in enumerate(trajectories):
+        key = t.group_id if t.group_id is not None else f"\0{i}"
+        out.append(ids.setdefault(key, len(ids)))
+    return torch.tensor(out, dtype=torch.long)
+
+
+def build_batch(
+    trajectories: Sequence[Trajectory],
+    *,
+    pad_id: int,
+    advantage_fn: AdvantageFn | None = None,
+    max_length: int | None = None,
+) -> tuple[Batch, BatchStats]:
+    """Drop untrainable trajectories, compute advantages, pad the samples.
+
+    Args:
+        trajectories: Episodes, e.g. the flattened groups of ``get_batch``.
+        pad_id: Token id for padding (masked out everywhere).
+        advantage_fn: ``fn(rewards[B], group_ids[B]) -> advantages[B]`` over the
+            *kept* trajectories (so a dropped episode never shifts a baseline);
+            None gives advantage 0 (SFT).
+        max_length: Cut longer samples to this many tokens.
+
+    Returns:
+        ``(batch, stats)``. A batch may have 0 samples when everything was dropped.
+    """
+    kept, stats = trainable_only(trajectories)
+    rewards = torch.tensor([t.final_reward for t in kept], dtype=torch.float32)
+    groups = group_index(kept)
+    adv = torch.zeros_like(rewards)
+    if advantage_fn is not None and kept:
+        adv = advantage_fn(rewards, groups).float()
+    rows: list[tuple[int, Sample]] = [(i, s) for i, t in enumerate(kept) for s in t.samples()]
+    cut = sum(1 for _, s in rows if max_length is not None and len(s.input_ids) > max_length)
+    batch = _pad(rows, adv, rewards, groups, pad_id, max_length)
+    return batch, BatchStats(stats.trajectories, len(rows), stats.dropped_infra_error,
+                             stats.dropped_untrainable, stats.dropped_empty, cut)
+
+
+def _pad(rows: list[tuple[int, Sample]], adv: Tensor, rewards: Tensor, groups: Tensor,
+         pad_id: int, max_length: int | None) -> Batch:
+    n = len(rows)
+    width = max((len(s.input_ids) for _, s in rows), default=0)
+    width = min(width, max_length) if max_length is not None else width
+    ids = torch.full((n, width), pad_id, dtype=torch.long)
+    attn = torch.zeros((n, width), dtype=torch.long)
+    mask = torch.zeros((n, width), dtype=torch.bool)
+    logp = torch.zeros((n, width), dtype=torch.float32)
+    for r, (_, s) in enumerate(rows):
+        k = min(len(s.input_ids), width)
+        ids[r, :k] = torch.tensor(s.input_ids[:k], dtype=torch.long)
+        attn[r, :k] = 1
+        mask[r, :k] = torch.tensor(s.loss_mask[:k], dtype=torch.bool)
+        logp[r, :k] = torch.tensor(s.logprobs[:k], dtype=torch.float32)
+    traj = torch.tensor([i for i, _ in rows], dtype=torch.long)
+    return Batch(
+        input_ids=ids, attention_mask=attn, loss_mask=mask, behaviour_logprobs=logp,
+        advantages=torch.where(mask, adv[traj][:, None], 0.0),
+        rewards=rewards[traj], group_ids=groups[traj], traj_index=traj,
+    )
