@@ -29,7 +29,7 @@ from toolgym.envs.registration import make_async
 from toolgym.errors import ConfigError
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.trajectory import Trajectory
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.pool import PoolConfig, SandboxPool
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class RolloutManager:
         self.agent = agent
         self.chat = chat
         self.pool = pool
+        self._owns_pool = False
         self.on_trajectory = on_trajectory
         self.policy_version = 0
         self.stats: Counter[str] = Counter()
@@ -100,6 +101,8 @@ class RolloutManager:
         self._producer: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[Any], int] = {}
         self._rng = random.Random(config.seed)
+        self._pool_lock = asyncio.Lock()
+        self._pool_checked = False
 
     # ----------------------------------------------------------- episodes
     def _make_env(self) -> Any:
@@ -108,6 +111,24 @@ class RolloutManager:
             kwargs["pool"] = self.pool
         return make_async(self.config.env_id, **kwargs)
 
+    async def _ensure_pool(self) -> None:
+        """Without a pool given, share one warm pool among this manager's episodes
+        (closed by :meth:`aclose`). Envs that hold no sandbox need none."""
+        async with self._pool_lock:
+            if self._pool_checked:
+                return
+            self._pool_checked = True
+            if self.pool is not None:
+                return
+            env = self._make_env()  # never reset: it holds no sandbox
+            spec = getattr(env.unwrapped, "sandbox_spec", None)
+            await env.aclose()
+            if spec is not None:
+                config = PoolConfig(size=min(self.config.concurrency, 16),
+                                    max_size=self.config.concurrency)
+                self.pool = await SandboxPool(spec, config).astart()
+                self._owns_pool = True
+
     async def episode(self, task_id: str, *, seed: int | None = None,
                       group_id: str | None = None) -> Trajectory | None:
         """Run one episode under the concurrency limit, timeout and infra retries.
@@ -115,6 +136,8 @@ class RolloutManager:
         Returns:
             The trajectory, or None when it was dropped (timeout, repeated infra errors).
         """
+        if not self._pool_checked:
+            await self._ensure_pool()
         for attempt in range(self.config.max_infra_retries + 1):
             async with self._slots:
                 env = self._make_env()
@@ -268,3 +291,6 @@ class RolloutManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._producer
             self._producer = None
+        if self._owns_pool and self.pool is not None:
+            await self.pool.aclose()
+            self.pool, self._owns_pool, self._pool_checked = None, False, False

@@ -58,6 +58,9 @@ class BuildResult:
         tag: the image reference, e.g. ``toolgym/python:3f2a9c0d1e4b``.
         built: False when the image was up to date and nothing ran.
         seconds: wall time spent.
+
+    >>> BuildResult("python", "toolgym/python:0123456789ab", built=False, seconds=0.01).built
+    False
     """
 
     name: str
@@ -202,12 +205,14 @@ def resolve_image(name_or_tag: str, base: str | None = None) -> str:
 # ─── building ─────────────────────────────────────────────────────────────
 
 
-def ensure_base(base: str | None = None, force: bool = False, progress: Progress | None = None) -> str:
+def ensure_base(
+    base: str | None = None, force: bool = False, progress: Progress | None = None
+) -> str:
     """Return a base image reference that exists, making it when missing.
 
     Args:
         base: None bootstraps ``toolgym/base:<hash>`` from Debian packages with
-            ``docker/base/bootstrap.sh`` (1-2 min, needs root and debootstrap);
+            ``docker/base/bootstrap.sh`` (2-3 min, needs root and debootstrap);
             any other reference (e.g. ``python:3.12-slim``) is pulled when missing.
         force: bootstrap again even when the base exists (default base only).
         progress: called with one line when slow work starts.
@@ -219,7 +224,9 @@ def ensure_base(base: str | None = None, force: bool = False, progress: Progress
     return build_base(base, force=force, progress=progress).tag
 
 
-def build_base(base: str | None = None, force: bool = False, progress: Progress | None = None) -> BuildResult:
+def build_base(
+    base: str | None = None, force: bool = False, progress: Progress | None = None
+) -> BuildResult:
     """Like :func:`ensure_base`, and says whether anything ran and how long it took."""
     start = time.monotonic()
     if base is not None:
@@ -232,7 +239,7 @@ def build_base(base: str | None = None, force: bool = False, progress: Progress 
     with _lock(BASE_NAME):
         built = force or not _exists(tag)
         if built:
-            _say(progress, f"bootstrapping {tag} from Debian packages (1-2 min)")
+            _say(progress, f"bootstrapping {tag} from Debian packages (2-3 min)")
             _bootstrap(tag)
             docker_client().api.tag(tag, f"{REPOSITORY}/{BASE_NAME}", "latest", force=True)
     return BuildResult(BASE_NAME, tag, built, time.monotonic() - start)
@@ -254,7 +261,9 @@ def build_image(name: str, base: str | None = None, force: bool = False) -> str:
     return build(name, base, force=force).tag
 
 
-def build(name: str, base: str | None = None, force: bool = False, progress: Progress | None = None) -> BuildResult:
+def build(
+    name: str, base: str | None = None, force: bool = False, progress: Progress | None = None
+) -> BuildResult:
     """Like :func:`build_image`, and says whether anything ran and how long it took."""
     start = time.monotonic()
     folder = image_folder(name)
@@ -360,7 +369,9 @@ def prune_images(names: Iterable[str] | None = None, dry_run: bool = False) -> l
 def _bootstrap_script() -> Path:
     script = docker_dir() / BASE_NAME / "bootstrap.sh"
     if not script.is_file():
-        raise ConfigError(f"{script} is missing: it makes the base image. Restore it from the repository.")
+        raise ConfigError(
+            f"{script} is missing: it makes the base image. Restore it from the repository."
+        )
     return script
 
 
@@ -368,11 +379,15 @@ def _bootstrap(tag: str) -> None:
     script = _bootstrap_script()
     env = {**os.environ, "TOOLGYM_IMAGE_HASH": tag.rsplit(":", 1)[1]}
     with tempfile.TemporaryFile() as log:
-        proc = subprocess.run(["bash", str(script), tag], stdout=log, stderr=subprocess.STDOUT, env=env)
+        proc = subprocess.run(
+            ["bash", str(script), tag], stdout=log, stderr=subprocess.STDOUT, env=env
+        )
         if proc.returncode != 0:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-4000:]
-            raise SandboxError(f"Bootstrapping the base image {tag} failed (exit {proc.returncode}):\n{tail}")
+            raise SandboxError(
+                f"Bootstrapping the base image {tag} failed (exit {proc.returncode}):\n{tail}"
+            )
 
 
 def _docker_build(folder: Path, tag: str, base: str, labels: dict[str, str], nocache: bool) -> None:
@@ -393,7 +408,9 @@ def _docker_build(folder: Path, tag: str, base: str, labels: dict[str, str], noc
             lines.extend(chunk["stream"].splitlines())
         if "error" in chunk:
             log = "\n".join(lines[-30:])
-            raise SandboxError(f"Building {tag} from {folder} failed: {chunk['error'].strip()}\n{log}")
+            raise SandboxError(
+                f"Building {tag} from {folder} failed: {chunk['error'].strip()}\n{log}"
+            )
 
 
 def _pull(ref: str) -> None:
@@ -401,7 +418,8 @@ def _pull(ref: str) -> None:
         docker_client().images.pull(ref)
     except docker.errors.APIError as exc:
         raise SandboxError(
-            f"The base image {ref!r} is not here and could not be pulled ({exc.explanation or exc}). "
+            f"The base image {ref!r} is not here and could not be pulled "
+            f"({exc.explanation or exc}). "
             "Pull or load it yourself, or leave out --base to bootstrap one from Debian packages."
         ) from exc
 
@@ -423,9 +441,10 @@ def _image_id(ref: str) -> str:
 
 def _label(ref: str, key: str) -> str | None:
     try:
-        return docker_client().images.get(ref).labels.get(key)
+        value = docker_client().images.get(ref).labels.get(key)
     except docker.errors.ImageNotFound:
         return None
+    return str(value) if value is not None else None
 
 
 def _is_bare_name(name: str) -> bool:
@@ -441,7 +460,9 @@ def _has_docker_dir() -> bool:
 
 
 def _is_image_folder(name: str) -> bool:
-    return _is_bare_name(name) and _has_docker_dir() and (docker_dir() / name / "Dockerfile").is_file()
+    return (
+        _is_bare_name(name) and _has_docker_dir() and (docker_dir() / name / "Dockerfile").is_file()
+    )
 
 
 def _say(progress: Progress | None, line: str) -> None:

@@ -28,7 +28,6 @@ from toolgym.sandbox.channel import (
     SUPERVISOR_SOURCE,
     ChannelLost,
     SupervisorChannel,
-    decode_exec_reply,
 )
 from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
 from toolgym.sandbox.supervised import SupervisedSandbox

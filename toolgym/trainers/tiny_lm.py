@@ -38,6 +38,14 @@ class TinyLMConfig:
     """Target BPE vocabulary (special tokens and the 256 byte symbols included)."""
 
 
+def render_chats(conversations: Iterable[list[dict[str, str]]]) -> list[str]:
+    """Conversations as :data:`CHATML_TEMPLATE` renders them: the tokenizer's training text."""
+    import jinja2
+
+    template = jinja2.Environment().from_string(CHATML_TEMPLATE)
+    return [template.render(messages=m, add_generation_prompt=False) for m in conversations]
+
+
 def train_tokenizer(texts: Iterable[str], vocab_size: int = 384) -> PreTrainedTokenizerFast:
     """Byte-level BPE over ``texts``: every string round-trips, digits stay single tokens."""
     tok = Tokenizer(models.BPE())
