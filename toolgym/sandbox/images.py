@@ -11,6 +11,11 @@ up to date and building is skipped. ``toolgym/<name>:latest`` points to the
 last build. Images carry the labels ``toolgym.image.name``,
 ``toolgym.image.hash`` and ``toolgym.image.base``.
 
+Every build context also holds ``host-ca.crt``: the host's CA bundle (empty
+when it has none), so a Dockerfile behind a TLS-intercepting proxy can
+``COPY host-ca.crt`` and point ``PIP_CERT`` at it. It is not part of the hash:
+it says where the build ran, not what it builds.
+
 >>> image_tag_for_hash("python", "0123456789ab")
 'toolgym/python:0123456789ab'
 """
@@ -22,6 +27,7 @@ import difflib
 import fcntl
 import hashlib
 import os
+import shutil
 import subprocess
 import tempfile
 import time
@@ -45,6 +51,7 @@ HASH_LENGTH = 12
 HASH_VERSION = b"toolgym-image-v1"
 """Part of every hash: bump it when the way images are built changes."""
 IGNORED = ("__pycache__", ".pyc", ".pytest_cache", ".DS_Store")
+HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 
 Progress = Callable[[str], None]
 
@@ -391,6 +398,18 @@ def _bootstrap(tag: str) -> None:
 
 
 def _docker_build(folder: Path, tag: str, base: str, labels: dict[str, str], nocache: bool) -> None:
+    with tempfile.TemporaryDirectory(prefix="toolgym-build-") as tmp:
+        context = Path(tmp) / folder.name
+        shutil.copytree(folder, context, symlinks=True,
+                        ignore=shutil.ignore_patterns(*(f"*{pattern}" for pattern in IGNORED)))
+        bundle = Path(HOST_CA_BUNDLE)
+        (context / "host-ca.crt").write_bytes(bundle.read_bytes() if bundle.is_file() else b"")
+        _docker_build_context(context, tag, base, labels, nocache)
+
+
+def _docker_build_context(
+    folder: Path, tag: str, base: str, labels: dict[str, str], nocache: bool
+) -> None:
     lines: list[str] = []
     stream = docker_client().api.build(
         path=str(folder),
