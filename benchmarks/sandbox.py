@@ -10,7 +10,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from toolgym.sandbox.bench import concurrency, exec_latencies, format_table, start_latencies
+from toolgym.sandbox.bench import (
+    concurrency,
+    exec_latencies,
+    format_table,
+    speedups,
+    start_latencies,
+)
 from toolgym.sandbox.docker import SandboxSpec
 
 
@@ -19,10 +25,7 @@ async def main(image: str, n_concurrent: int) -> None:
     execs = await exec_latencies(spec)
     starts = await start_latencies(spec)
     print(format_table(execs + starts))
-    by_name = {t.name: t for t in execs + starts}
-    for what in ("true", "python snippet"):
-        base, ours = by_name[f"docker exec_run: {what}"], by_name[f"toolgym exec: {what}"]
-        print(f"exec p50 speed-up ({what}): {base.p50_ms / ours.p50_ms:.1f}x")
+    print("\n".join(speedups(execs + starts)))
     conc = await concurrency(spec, n_concurrent)
     print(f"concurrent sandboxes: {conc.sandboxes}, errors: {conc.errors}, "
           f"start all: {conc.start_s:.1f} s, one exec in each at once: {conc.exec_wall_s:.2f} s")

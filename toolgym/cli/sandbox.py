@@ -57,3 +57,81 @@ def build(
         state = "[green]built[/green]" if r.built else "up to date"
         console.print(f"{r.name:<{width}}  {r.tag}  {state} ({r.seconds:.1f} s)")
     console.print(f"[dim]{len(results)} images ready in {time.monotonic() - start:.1f} s[/dim]")
+
+
+@app.command("ls")
+def list_command() -> None:
+    """List toolgym's containers on this daemon, with their owning run and whether it lives."""
+    from toolgym.sandbox.cleanup import list_containers
+
+    try:
+        containers = list_containers()
+    except ToolgymError as exc:
+        raise fail(exc) from None
+    if not containers:
+        console.print("no toolgym containers")
+        return
+    console.print("container     status   owner   run                image")
+    for c in containers:
+        owner = "alive" if c.owner_alive else "[yellow]dead[/yellow]"
+        console.print(f"{c.id[:12]}  {c.status:<8} {owner:<7} {c.run_id[:18]:<18} {c.image}")
+    orphans = sum(not c.owner_alive for c in containers)
+    console.print(f"[dim]{len(containers)} containers, {orphans} orphaned "
+                  "(`toolgym sandbox prune` removes those)[/dim]")
+
+
+@app.command()
+def prune(
+    images: Annotated[
+        bool, typer.Option(help="Also remove image tags that an up-to-date build replaced.")
+    ] = True,
+    dry_run: Annotated[bool, typer.Option(help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Remove containers whose owning process is dead, and stale image tags."""
+    from toolgym.sandbox import images as image_builds
+    from toolgym.sandbox.cleanup import list_containers, reap_orphans
+
+    try:
+        if dry_run:
+            orphans = [c.id[:12] for c in list_containers() if not c.owner_alive]
+            console.print(f"would remove {len(orphans)} orphaned containers", *orphans)
+        else:
+            console.print(f"removed {reap_orphans()} orphaned containers")
+        if images:
+            tags = image_builds.prune_images(dry_run=dry_run)
+            verb = "would remove" if dry_run else "removed"
+            console.print(f"{verb} {len(tags)} stale image tags", *tags)
+    except ToolgymError as exc:
+        raise fail(exc) from None
+
+
+@app.command()
+def bench(
+    image: Annotated[str, typer.Option(help="Image to measure.")] = "toolgym/python:latest",
+    n: Annotated[int, typer.Option(min=10, help="toolgym execs to time per command.")] = 200,
+    concurrent: Annotated[
+        int, typer.Option(min=0, help="Sandboxes to start at once (0 skips that part).")
+    ] = 16,
+) -> None:
+    """Measure exec latency (toolgym vs the docker SDK's exec_run), start-up and concurrency."""
+    import asyncio
+
+    from toolgym.sandbox import bench as measure
+    from toolgym.sandbox.docker import SandboxSpec
+
+    async def run() -> None:
+        spec = SandboxSpec(image=image)
+        timings = await measure.exec_latencies(spec, n=n, n_baseline=max(10, n // 5))
+        timings += await measure.start_latencies(spec)
+        console.print(measure.format_table(timings), soft_wrap=True)
+        for line in measure.speedups(timings):
+            console.print(line)
+        if concurrent:
+            conc = await measure.concurrency(spec, concurrent)
+            console.print(f"{conc.sandboxes} sandboxes at once: {conc.errors} errors, started in "
+                          f"{conc.start_s:.1f} s, one exec in each in {conc.exec_wall_s:.2f} s")
+
+    try:
+        asyncio.run(run())
+    except ToolgymError as exc:
+        raise fail(exc) from None
