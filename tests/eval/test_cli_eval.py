@@ -23,6 +23,7 @@ app.command("other")(lambda: None)  # two commands, so "eval" is a sub-command a
     ("wrong", AgentSpec("wrong")),
     ("hf:./ckpt/step-1", AgentSpec("hf", "./ckpt/step-1")),
     ("hf:C:/models/x", AgentSpec("hf", "C:/models/x")),
+    ("vllm:./ckpt/step-1", AgentSpec("vllm", "./ckpt/step-1")),
     ("openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct",
      AgentSpec("openai", "http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-0.5B-Instruct")),
 ])
@@ -31,8 +32,9 @@ def test_agent_specs(spec: str, parsed: AgentSpec) -> None:
 
 
 @pytest.mark.parametrize(("spec", "hint"), [
-    ("gpt4", "expected one of hf:PATH, openai:URL#MODEL, oracle, wrong"),
+    ("gpt4", "expected one of hf:PATH, vllm:PATH, openai:URL#MODEL, oracle, wrong"),
     ("hf:", "expected one of"),
+    ("vllm:", "expected one of"),
     ("Oracle", "expected one of"),
     ("openai:http://127.0.0.1:8000", "openai:URL#MODEL"),
     ("openai:127.0.0.1:8000#m", "http(s)://"),
@@ -44,9 +46,10 @@ def test_bad_agent_specs_say_what_to_write(spec: str, hint: str) -> None:
     assert hint in str(err.value)
 
 
-def test_hf_agent_needs_a_model_directory(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="no model directory"):
-        build_agent(AgentSpec("hf", str(tmp_path / "missing")), "toolgym/HumanEval-v0",
+@pytest.mark.parametrize("kind", ["hf", "vllm"])
+def test_local_agents_need_a_model_directory(tmp_path: Path, kind: str) -> None:
+    with pytest.raises(ConfigError, match=f"--agent {kind}:.* no model directory"):
+        build_agent(AgentSpec(kind, str(tmp_path / "missing")), "toolgym/HumanEval-v0",
                     sampling=None, seed=0)
 
 

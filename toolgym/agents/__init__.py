@@ -1,11 +1,13 @@
 """Agents: the ``Agent`` protocol and its backends.
 
 * :class:`HFAgent` — a local ``transformers`` model, batched, exact ids and logprobs;
+* :class:`VLLMAgent` — an in-process vLLM engine (``pip install -e '.[gpu]'``), same contract;
 * :class:`OpenAIAgent` — any OpenAI-compatible endpoint (vLLM returns ids and logprobs);
 * :class:`ScriptedAgent` — replays fixed replies, for tests and env smoke runs.
 
 Token-in/token-out prompts are built by :class:`IncrementalPrompt`
-(:mod:`toolgym.agents.templates`). ``HFAgent`` is imported lazily: it pulls in torch.
+(:mod:`toolgym.agents.templates`). ``HFAgent`` and ``VLLMAgent`` are imported lazily:
+they pull in torch (and vLLM, when an engine is started).
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from toolgym.agents.templates import (
 
 if TYPE_CHECKING:
     from toolgym.agents.hf import HFAgent
+    from toolgym.agents.vllm import VLLMAgent
+    from toolgym.agents.vllm_engine import VLLMConfig
 
 __all__ = [
     "DEFAULT_RETRY",
@@ -56,6 +60,8 @@ __all__ = [
     "Segment",
     "TemplateDriftWarning",
     "TemplateReport",
+    "VLLMAgent",
+    "VLLMConfig",
     "check_template",
 ]
 
@@ -65,4 +71,12 @@ def __getattr__(name: str) -> Any:
         from toolgym.agents.hf import HFAgent
 
         return HFAgent
+    if name == "VLLMAgent":
+        from toolgym.agents.vllm import VLLMAgent
+
+        return VLLMAgent
+    if name == "VLLMConfig":
+        from toolgym.agents.vllm_engine import VLLMConfig
+
+        return VLLMConfig
     raise AttributeError(f"module 'toolgym.agents' has no attribute {name!r}")

@@ -120,7 +120,7 @@ class HFAgent(AgentBase):
     async def act(self, conversation: Conversation) -> AgentTurn:
         """Sample the next turn, continuing ``conversation.prompt_token_ids`` when given."""
         start = time.perf_counter()
-        prompt = self._prompt_ids(conversation)
+        prompt = self.chat.prompt_ids(conversation)
         sample = await self._batcher.submit(prompt)
         ended = sample.finish_reason == "stop"
         text = self.chat.decode(sample.token_ids[:-1] if ended else sample.token_ids)
@@ -176,18 +176,6 @@ class HFAgent(AgentBase):
     async def aclose(self) -> None:
         """Stop the worker thread; a second call does nothing."""
         self._batcher.close()
-
-    def _prompt_ids(self, conversation: Conversation) -> list[int]:
-        if conversation.prompt_token_ids is not None:
-            ids = list(conversation.prompt_token_ids)
-        else:
-            text = self.chat.render(
-                conversation.messages, conversation.tools, add_generation_prompt=True
-            )
-            ids = self.chat.encode(text)
-        if not ids:
-            raise ValueError("Empty prompt: the conversation rendered to no tokens.")
-        return ids
 
     def _generate_batch(self, prompts: list[list[int]]) -> list[_Sample]:
         """Worker thread: one left-padded ``generate`` for the whole batch."""

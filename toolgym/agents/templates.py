@@ -107,6 +107,23 @@ class ChatTokenizer:
         """Decode ids to text, control tokens included."""
         return str(self.tokenizer.decode(list(ids), skip_special_tokens=False))
 
+    def prompt_ids(self, conversation: Conversation) -> list[int]:
+        """The ids a local policy continues: ``conversation.prompt_token_ids`` when given
+        (token in, token out), else the rendered messages with the generation prompt.
+
+        Raises:
+            ValueError: the prompt is empty.
+        """
+        if conversation.prompt_token_ids is not None:
+            ids = list(conversation.prompt_token_ids)
+        else:
+            text = self.render(conversation.messages, conversation.tools,
+                               add_generation_prompt=True)
+            ids = self.encode(text)
+        if not ids:
+            raise ValueError("Empty prompt: the conversation rendered to no tokens.")
+        return ids
+
     def assistant_closing(
         self, messages: Sequence[Message], tools: Sequence[dict[str, Any]] | None = None
     ) -> str:

@@ -1,7 +1,8 @@
 """``toolgym eval``: any agent on any registered env, with pass@k and an HTML report.
 
 The agent is one string, so a shell history line says exactly what ran:
-``hf:PATH`` (a local model directory), ``openai:URL#MODEL`` (any
+``hf:PATH`` (a local model directory, run by transformers), ``vllm:PATH`` (the
+same, run by an in-process vLLM engine on the GPU), ``openai:URL#MODEL`` (any
 OpenAI-compatible server, e.g. vLLM), ``oracle`` or ``wrong`` (the env's
 scripted reference answers, for checking an env and the pipeline end to end).
 Running the same command again resumes: finished (task, sample) pairs are kept.
@@ -23,7 +24,7 @@ from toolgym.errors import ConfigError, ToolgymError
 
 console = Console(highlight=False)
 
-AGENT_FORMS = ("hf:PATH", "openai:URL#MODEL", "oracle", "wrong")
+AGENT_FORMS = ("hf:PATH", "vllm:PATH", "openai:URL#MODEL", "oracle", "wrong")
 
 
 @dataclass(frozen=True)
@@ -36,15 +37,15 @@ class AgentSpec:
     """
 
     kind: str
-    """``hf``, ``openai``, ``oracle`` or ``wrong``."""
+    """``hf``, ``vllm``, ``openai``, ``oracle`` or ``wrong``."""
     target: str = ""
-    """The model directory (hf) or the server URL (openai)."""
+    """The model directory (hf, vllm) or the server URL (openai)."""
     model: str = ""
     """The served model name (openai)."""
 
 
 def parse_agent_spec(spec: str) -> AgentSpec:
-    """Read ``hf:PATH``, ``openai:URL#MODEL``, ``oracle`` or ``wrong``.
+    """Read ``hf:PATH``, ``vllm:PATH``, ``openai:URL#MODEL``, ``oracle`` or ``wrong``.
 
     Raises:
         ConfigError: anything else; the message lists the accepted forms.
@@ -53,8 +54,8 @@ def parse_agent_spec(spec: str) -> AgentSpec:
     if spec in ("oracle", "wrong"):
         return AgentSpec(spec)
     kind, sep, rest = spec.partition(":")
-    if sep and kind == "hf" and rest:
-        return AgentSpec("hf", rest)
+    if sep and kind in ("hf", "vllm") and rest:
+        return AgentSpec(kind, rest)
     if sep and kind == "openai":
         url, _, model = rest.rpartition("#")
         if url.startswith(("http://", "https://")) and model:
@@ -76,7 +77,7 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
     for a local model, exactly as training does.
 
     Raises:
-        ConfigError: the hf model directory does not exist.
+        ConfigError: the hf/vllm model directory does not exist, or vLLM is not installed.
     """
     if spec.kind in ("oracle", "wrong"):
         from toolgym.rollout.reference import ReferenceAgent
@@ -88,8 +89,13 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
         return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
                            request_token_ids=token_ids), None
     if not Path(spec.target).is_dir():
-        raise ConfigError(f"--agent hf:{spec.target}: no model directory there; pass a "
+        raise ConfigError(f"--agent {spec.kind}:{spec.target}: no model directory there; pass a "
                           "directory holding config.json and the tokenizer (save_pretrained).")
+    if spec.kind == "vllm":
+        from toolgym.agents.vllm import VLLMAgent
+
+        vllm_agent = VLLMAgent(spec.target, sampling=sampling, seed=seed)
+        return vllm_agent, vllm_agent.chat
     from toolgym.agents.hf import HFAgent
 
     agent = HFAgent(spec.target, sampling=sampling, seed=seed, device=device)
@@ -99,7 +105,8 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
 def eval_command(
     env: Annotated[str, typer.Option(help="Environment id, e.g. toolgym/HumanEval-v0.")],
     agent: Annotated[str, typer.Option(
-        help="hf:PATH | openai:URL#MODEL | oracle | wrong (the env's reference answers).")],
+        help="hf:PATH | vllm:PATH | openai:URL#MODEL | oracle | wrong (the env's reference "
+             "answers).")],
     out: Annotated[Path, typer.Option(
         help="Output directory: trajectories.jsonl, summary.json, report.html. "
              "Re-running with the same directory resumes.")],

@@ -20,6 +20,7 @@ register(id="toolgym/Calculator-v0", entry_point="toolgym.envs.calc.env:Calculat
          max_episode_steps=4)
 register(id="toolgym/CodeRetry-v0", entry_point="toolgym.envs.code.env:CodeRetryEnv",
          max_episode_steps=12, kwargs={"source": "generated", "max_attempts": 3})
+register(id="toolgym/SQL-v0", entry_point="toolgym.envs.sql.env:SQLEnv", max_episode_steps=10)
 
 __all__ = [
     "Outcome",
