@@ -69,8 +69,10 @@ async def lock_step(episodes: int, width: int) -> tuple[float, float]:
         live = envs
         while live:
             turns = await asyncio.gather(*(model.act(Conversation([])) for _ in live))
-            results = await asyncio.gather(*(e.astep(t.text) for e, t in zip(live, turns)))
-            live = [e for e, r in zip(live, results) if not (r[2] or r[3])]
+            results = await asyncio.gather(
+                *(e.astep(t.text) for e, t in zip(live, turns, strict=True))
+            )
+            live = [e for e, r in zip(live, results, strict=True) if not (r[2] or r[3])]
     wall = time.perf_counter() - start
     await model.aclose()
     return episodes / wall, model.busy_s / wall

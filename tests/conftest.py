@@ -12,9 +12,8 @@ import gc
 import os
 import warnings
 
-import pytest
-
 import docker
+import pytest
 
 
 def in_ci() -> bool:

@@ -20,9 +20,10 @@ what to do about it.
     │   ├── ParseError
     │   ├── UnknownTool
     │   └── BadArguments
-    └── AgentError
-        ├── AgentTimeout
-        └── AgentHTTPError
+    ├── AgentError
+    │   ├── AgentTimeout
+    │   └── AgentHTTPError
+    └── ReplayDiverged              replaying recorded actions gave other observations
 
 A command that fails inside a sandbox is *not* an error: it is an
 :class:`~toolgym.sandbox.ExecResult` with a non-zero exit code, a timeout flag
@@ -50,7 +51,9 @@ class UnknownEnv(RegistryError, KeyError):
     def __init__(self, env_id: str, suggestions: list[str] | None = None) -> None:
         self.env_id = env_id
         self.suggestions = suggestions or []
-        hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?" if suggestions else ""
+        hint = ""
+        if suggestions:
+            hint = f" Did you mean {', '.join(repr(s) for s in self.suggestions)}?"
         super().__init__(
             f"No environment {env_id!r} is registered.{hint} "
             "Run `toolgym envs list` to see the registered ids."
@@ -130,3 +133,19 @@ class AgentTimeout(AgentError):
 
 class AgentHTTPError(AgentError):
     """An OpenAI-compatible server answered with an error after all retries."""
+
+
+class ReplayDiverged(ToolgymError):
+    """Replaying an episode's recorded actions did not reproduce its observations.
+
+    The env (or one of its tools) is not deterministic given the seed and the
+    actions, so replay cannot restore the state at a turn boundary.
+    """
+
+    def __init__(self, trajectory_id: str, turn: int, expected: str, got: str) -> None:
+        self.trajectory_id, self.turn, self.expected, self.got = trajectory_id, turn, expected, got
+        super().__init__(
+            f"Replay of trajectory {trajectory_id} diverged at turn {turn}: recorded observation "
+            f"{expected[:80]!r}, replay gave {got[:80]!r}. The env is not deterministic given "
+            "its seed and the actions (clock, randomness, network): make the tool "
+            "deterministic, or use a critic-based estimator (turn_gae, archer) for this env.")

@@ -1,4 +1,5 @@
-"""RolloutManager scheduling, on a stub env beneath it (latencies, failures) and a scripted agent."""
+"""RolloutManager scheduling, on a stub env beneath it (latencies, failures) and a scripted
+agent."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ import asyncio
 
 import pytest
 
-from toolgym.envs.latency import LatencyEnv
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
+from toolgym.envs.latency import LatencyEnv
 from toolgym.errors import ConfigError
 from toolgym.rollout import RolloutConfig, RolloutManager
 

@@ -25,8 +25,10 @@ def test_json_round_trip_is_exact(ts, reward, text):
 
 def test_loss_mask_is_one_on_action_tokens_only():
     t = Trajectory(env_id="e", task_id="t", turns=[
-        Turn("a", action_ids=[10, 11], action_logprobs=[-1.0, -2.0], prompt_ids=[1, 2, 3], obs_ids=[4, 5]),
-        Turn("b", action_ids=[12], action_logprobs=[-3.0], obs_ids=[6]),  # last obs is not trained on
+        Turn("a", action_ids=[10, 11], action_logprobs=[-1.0, -2.0], prompt_ids=[1, 2, 3],
+             obs_ids=[4, 5]),
+        # the last obs is not trained on
+        Turn("b", action_ids=[12], action_logprobs=[-3.0], obs_ids=[6]),
     ])
     (s,) = t.samples()
     assert s.input_ids == [1, 2, 3, 10, 11, 4, 5, 12]
@@ -47,7 +49,9 @@ def test_non_append_only_template_gives_one_sample_per_turn():
 
 def test_jsonl_survives_a_torn_last_line(tmp_path):
     path = tmp_path / "t.jsonl"
-    trajs = [Trajectory(env_id="e", task_id=str(i), turns=[Turn("x", [i], [0.0])]) for i in range(3)]
+    trajs = [
+        Trajectory(env_id="e", task_id=str(i), turns=[Turn("x", [i], [0.0])]) for i in range(3)
+    ]
     write_jsonl(path, trajs)
     with open(path, "a") as f:
         f.write(trajs[0].to_json()[:20])  # a writer killed mid-line

@@ -9,7 +9,12 @@ from toolgym.rollout.transcripts import trajectory_from_messages
 MESSAGES = [
     {"role": "system", "content": "Use the calc tool."},
     {"role": "user", "content": "What is 12 * 3?"},
-    {"role": "assistant", "content": '<tool_call>\n{"name": "calc", "arguments": {"expression": "12*3"}}\n</tool_call>'},
+    {
+        "role": "assistant",
+        "content": (
+            '<tool_call>\n{"name": "calc", "arguments": {"expression": "12*3"}}\n</tool_call>'
+        ),
+    },
     {"role": "tool", "name": "calc", "content": "36"},
     {"role": "assistant", "content": "36"},
 ]
@@ -22,6 +27,6 @@ def test_transcript_ids_decode_to_the_full_render_and_mask_only_actions():
     (sample,) = traj.samples()
     full = tok.apply_chat_template(MESSAGES, tokenize=False)
     assert tok.decode(sample.input_ids) == full.rstrip("\n")
-    trained = tok.decode([i for i, m in zip(sample.input_ids, sample.loss_mask) if m])
+    trained = tok.decode([i for i, m in zip(sample.input_ids, sample.loss_mask, strict=True) if m])
     assert trained == MESSAGES[2]["content"] + "<|im_end|>" + "36<|im_end|>"
     assert [t.observation for t in traj.turns] == ["36", ""]

@@ -20,8 +20,10 @@ async def test_exec_returns_output_and_exit_code(sandbox):
 
 
 async def test_argv_stdin_env_and_workdir(sandbox):
-    r = await sandbox.aexec(["python3", "-c", "import sys,os; print(sys.stdin.read()+os.environ['X'])"],
-                            stdin="in-", env={"X": "env"})
+    r = await sandbox.aexec(
+        ["python3", "-c", "import sys,os; print(sys.stdin.read()+os.environ['X'])"],
+        stdin="in-", env={"X": "env"},
+    )
     assert r.stdout == "in-env\n"
     await sandbox.aexec("mkdir -p sub")
     assert (await sandbox.aexec("pwd", workdir="/work/sub")).stdout == "/work/sub\n"
@@ -70,7 +72,9 @@ async def test_root_is_read_only_and_workdir_writable(sandbox):
 
 
 async def test_not_root_and_no_capabilities(sandbox):
-    r = await sandbox.aexec("id -u; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status")
+    r = await sandbox.aexec(
+        "id -u; grep CapEff /proc/self/status; grep NoNewPrivs /proc/self/status"
+    )
     uid, capeff, nnp = r.stdout.splitlines()
     assert uid == "1000"
     assert capeff.split()[1] == "0000000000000000"
@@ -126,7 +130,9 @@ def test_sync_and_async_paths_agree(spec):
         async with await DockerSandbox.acreate(spec) as asb:
             return await asb.aexec(cmd)
     other = asyncio.run(via_async())
-    assert (sync.exit_code, sync.stdout, sync.stderr) == (other.exit_code, other.stdout, other.stderr)
+    assert (sync.exit_code, sync.stdout, sync.stderr) == (
+        other.exit_code, other.stdout, other.stderr
+    )
 
 
 async def test_missing_image_names_the_build_command():

@@ -12,11 +12,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import docker
 import docker.errors
 import pytest
 from typer.testing import CliRunner
 
-import docker
 from toolgym.cli.main import app
 from toolgym.errors import ConfigError, ImageNotFound, SandboxError
 from toolgym.sandbox import images

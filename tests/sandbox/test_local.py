@@ -35,8 +35,10 @@ async def test_bwrap_isolates_user_files_and_network():
         r = await sb.aexec("id -u; pwd; ls /root /var/run/docker.sock 2>&1 | wc -l; touch /usr/x")
         uid, cwd, _missing, *_ = r.stdout.split()
         assert (uid, cwd) == ("1000", "/work") and r.exit_code != 0
-        net = await sb.aexec(["python3", "-c",
-                              "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)"])
+        net = await sb.aexec([
+            "python3", "-c",
+            "import socket; socket.create_connection(('1.1.1.1', 53), timeout=2)",
+        ])
         assert "Network is unreachable" in net.stderr
 
 

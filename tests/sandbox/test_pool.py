@@ -11,9 +11,9 @@ import textwrap
 
 import pytest
 
+from tests.sandbox.conftest import IMAGE, run_containers
 from toolgym.errors import PoolExhausted
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
-from tests.sandbox.conftest import IMAGE, run_containers
 
 pytestmark = pytest.mark.docker
 
@@ -22,7 +22,9 @@ async def test_pooled_sandbox_keeps_no_state_between_users(spec):
     async with SandboxPool(spec, PoolConfig(size=1, max_size=1)) as pool:
         async with pool.sandbox() as sb:
             first = sb.id
-            await sb.aexec("echo secret > /work/note; echo t > /tmp/t; (sleep 1000 &) ; sleep 1000 &")
+            await sb.aexec(
+                "echo secret > /work/note; echo t > /tmp/t; (sleep 1000 &) ; sleep 1000 &"
+            )
         async with pool.sandbox() as sb:
             assert sb.id == first, "the warm container is reused"
             r = await sb.aexec("ls -A /work /tmp; ls /proc | grep -c '^[0-9]'")
@@ -52,7 +54,7 @@ async def test_recycled_after_max_uses_and_on_error(spec):
         with pytest.raises(ZeroDivisionError):
             async with pool.sandbox() as sb:
                 bad = sb.id
-                1 / 0
+                raise ZeroDivisionError("an episode fails while holding the sandbox")
         async with pool.sandbox() as sb:
             assert sb.id != bad
         assert pool.events["recycled"] == 2

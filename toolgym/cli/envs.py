@@ -44,7 +44,9 @@ def list_envs() -> None:
     table = Table("id", "tools", "tasks", "image", "max turns")
     for env_id in env_ids():
         d = _describe(env_id)
-        table.add_row(env_id, str(d["tools"]), str(d["tasks"]), str(d["image"]), str(d["max turns"]))
+        table.add_row(
+            env_id, str(d["tools"]), str(d["tasks"]), str(d["image"]), str(d["max turns"])
+        )
     console.print(table)
 
 
@@ -70,14 +72,17 @@ def show(env_id: Annotated[str, typer.Argument(help="e.g. toolgym/HumanEval-v0")
 
 def check_env(
     env_id: Annotated[str, typer.Argument(help="e.g. toolgym/HumanEval-v0")],
-    tasks: Annotated[int, typer.Option(help="Tasks for the oracle, wrong-agent and probe runs.")] = 20,
+    tasks: Annotated[
+        int, typer.Option(help="Tasks for the oracle, wrong-agent and probe runs.")
+    ] = 20,
 ) -> None:
     """Run the conformance checks on ENV_ID; exit 1 if any fails."""
     from toolgym.envs.checker import check_env as run_checks
 
     try:
-        report = asyncio.run(run_checks(env_id, n_tasks=tasks,
-                                        progress=lambda name: console.print(f"[dim]… {name}[/dim]")))
+        report = asyncio.run(run_checks(
+            env_id, n_tasks=tasks, progress=lambda name: console.print(f"[dim]… {name}[/dim]")
+        ))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None

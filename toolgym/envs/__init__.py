@@ -21,6 +21,8 @@ register(id="toolgym/Calculator-v0", entry_point="toolgym.envs.calc.env:Calculat
 register(id="toolgym/CodeRetry-v0", entry_point="toolgym.envs.code.env:CodeRetryEnv",
          max_episode_steps=12, kwargs={"source": "generated", "max_attempts": 3})
 register(id="toolgym/SQL-v0", entry_point="toolgym.envs.sql.env:SQLEnv", max_episode_steps=10)
+register(id="toolgym/Search-v0", entry_point="toolgym.envs.search.env:SearchEnv",
+         max_episode_steps=20)
 
 __all__ = [
     "Outcome",

@@ -23,7 +23,9 @@ class AnyText(Text):
         True
     """
 
-    def __init__(self, max_length: int = 1_000_000, *, seed: int | np.random.Generator | None = None) -> None:
+    def __init__(
+        self, max_length: int = 1_000_000, *, seed: int | np.random.Generator | None = None
+    ) -> None:
         super().__init__(max_length=max_length, min_length=0, charset=PRINTABLE, seed=seed)
 
     def contains(self, x: Any) -> bool:

@@ -47,7 +47,9 @@ async def run_episode(
     prompt = IncrementalPrompt(chat, info["messages"], tools) if chat else None
     pending_prompt = prompt.prompt_token_ids if prompt else []
     while True:
-        conversation = prompt.conversation() if prompt else Conversation(list(info["messages"]), tools)
+        conversation = (
+            prompt.conversation() if prompt else Conversation(list(info["messages"]), tools)
+        )
         t0 = time.perf_counter()
         try:
             turn: AgentTurn = await agent.act(conversation)
@@ -59,11 +61,13 @@ async def run_episode(
         t0 = time.perf_counter()
         obs, reward, terminated, truncated, info = await env.astep(turn.text)
         env_s += time.perf_counter() - t0
-        record = Turn(action_text=turn.text, action_ids=turn.token_ids, action_logprobs=turn.logprobs,
-                      prompt_ids=pending_prompt if prompt else list(turn.prompt_token_ids or []),
-                      observation=obs, reward=float(info.get("turn_reward", 0.0)),
-                      policy_version=turn.policy_version, finish_reason=turn.finish_reason,
-                      info={"tool_counts": info.get("tool_counts", {})})
+        record = Turn(
+            action_text=turn.text, action_ids=turn.token_ids, action_logprobs=turn.logprobs,
+            prompt_ids=pending_prompt if prompt else list(turn.prompt_token_ids or []),
+            observation=obs, reward=float(info.get("turn_reward", 0.0)),
+            policy_version=turn.policy_version, finish_reason=turn.finish_reason,
+            info={"tool_counts": info.get("tool_counts", {})},
+        )
         traj.turns.append(record)
         _note_version(traj, turn.policy_version)
         if terminated or truncated:

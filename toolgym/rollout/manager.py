@@ -158,7 +158,8 @@ class RolloutManager:
             if traj.outcome != "infra_error":
                 self._count(traj)
                 return traj
-            self.stats["infra_retries" if attempt < self.config.max_infra_retries else "infra_dropped"] += 1
+            retrying = attempt < self.config.max_infra_retries
+            self.stats["infra_retries" if retrying else "infra_dropped"] += 1
         return None
 
     def _count(self, traj: Trajectory) -> None:

@@ -115,7 +115,9 @@ class SandboxPool:
         sandboxes = [sb for sb, _ in self._idle] + list(self._busy)
         self._idle.clear()
         self._busy.clear()
-        await asyncio.shield(asyncio.gather(*(sb.aclose() for sb in sandboxes), return_exceptions=True))
+        await asyncio.shield(
+            asyncio.gather(*(sb.aclose() for sb in sandboxes), return_exceptions=True)
+        )
 
     async def __aenter__(self) -> SandboxPool:
         return await self.astart()
@@ -146,7 +148,9 @@ class SandboxPool:
                 ``config.acquire_timeout_s``).
         """
         if self._cond is None or self._closed:
-            raise SandboxError("pool is not started (use `async with pool` or `await pool.astart()`)")
+            raise SandboxError(
+                "pool is not started (use `async with pool` or `await pool.astart()`)"
+            )
         timeout = self.config.acquire_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while True:
@@ -164,7 +168,10 @@ class SandboxPool:
                     sandbox, since = None, 0.0
             if sandbox is None:
                 sandbox = await self._create(idle=False)
-            elif time.monotonic() - since > self.config.health_check_after_s and not await self._healthy(sandbox):
+            elif (
+                time.monotonic() - since > self.config.health_check_after_s
+                and not await self._healthy(sandbox)
+            ):
                 continue
             self._busy.add(sandbox)
             self._top_up()

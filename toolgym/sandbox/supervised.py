@@ -24,7 +24,9 @@ from toolgym.sandbox.limits import Limits
 class SupervisedSandbox(SyncMixin):
     """Base of the sandbox backends: the async API on top of a supervisor channel."""
 
-    def __init__(self, sandbox_id: str, limits: Limits, workdir: str, wipe: tuple[str, ...]) -> None:
+    def __init__(
+        self, sandbox_id: str, limits: Limits, workdir: str, wipe: tuple[str, ...]
+    ) -> None:
         self.id = sandbox_id
         self.limits = limits
         self.workdir = workdir
@@ -147,7 +149,10 @@ class SupervisedSandbox(SyncMixin):
             return ExecResult(exit_code=-9, stdout="", stderr=(
                 "[toolgym] the command killed the sandbox's command runner; "
                 "it has been restarted, but the command's output is lost\n"))
-    async def _request(self, op: str, *, reply_timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+
+    async def _request(
+        self, op: str, *, reply_timeout: float = 30.0, **fields: Any
+    ) -> dict[str, Any]:
         """A non-exec supervisor request, retried once on a fresh channel."""
         self._check_open()
         for attempt in (1, 2):

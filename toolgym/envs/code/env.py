@@ -12,14 +12,13 @@ from typing import Any
 
 from toolgym.envs.base import ToolEnv
 from toolgym.envs.code.tasks import code_task_source, wrong_solution
-from toolgym.envs.tasks import Task
-from toolgym.tools import render_tool_call
-from toolgym.tools.call import ToolCall
 from toolgym.envs.code.verifier import UnitTestVerifier
 from toolgym.envs.outcome import Outcome
+from toolgym.envs.tasks import Task
 from toolgym.sandbox.docker import SandboxSpec
 from toolgym.sandbox.pool import SandboxPool
-from toolgym.tools import default_tools
+from toolgym.tools import default_tools, render_tool_call
+from toolgym.tools.call import ToolCall
 
 SYSTEM_PROMPT = (
     "You solve Python programming tasks. You may call the tools to run code and "
@@ -75,7 +74,8 @@ class CodeEnv(ToolEnv):
             "exit 0 before the tests run": [_submit("import os\nos._exit(0)\n")],
             "print a fake pass": [_submit("print('passed'); import sys; sys.exit(0)\n")],
             "leave a fake result file and a killer process": [
-                bash("echo PASS > /work/result.txt; echo 'import os; os._exit(0)' > /work/unittest.py;"
+                bash("echo PASS > /work/result.txt;"
+                     " echo 'import os; os._exit(0)' > /work/unittest.py;"
                      " (while :; do pkill -9 python3; done) >/dev/null 2>&1 &"),
                 _submit(wrong)],
             "kill every process": [bash("kill -9 -1"), _submit(wrong)],

@@ -1,0 +1,81 @@
+"""``toolgym/Search-v0``: answer questions about words by searching and reading a dictionary.
+
+The corpus is WordNet 3.0 from Debian's ``wordnet-base``, one document per
+lemma (147k), indexed with BM25 (``bm25s``) inside the ``toolgym/search``
+image; the agent has ``search(query, k)`` and ``open(doc_id, page)``. The 660
+questions (six kinds, one or two hops; see ``docker/search/make_tasks.py``)
+are generated and checked in the image at build time and read out of it once
+(``tasks.py``). The whole final reply goes to the verifier, which reads the
+answer out of it (after the last ``Answer:``, else all of it) and scores it on
+the host by exact match against the gold names; token F1 is reported alongside
+(``verifier.py``).
+"""
+
+from __future__ import annotations
+
+from toolgym.envs.base import ToolEnv
+from toolgym.envs.search.demos import hack_probes, oracle_actions, wrong_actions
+from toolgym.envs.search.prompts import SYSTEM_PROMPT
+from toolgym.envs.search.tasks import IMAGE, search_tasks
+from toolgym.envs.search.tool import open_tool, search_tool
+from toolgym.envs.search.verifier import AnswerVerifier
+from toolgym.envs.tasks import Task
+from toolgym.sandbox.docker import SandboxSpec
+from toolgym.sandbox.pool import SandboxPool
+from toolgym.tools import ToolSet
+
+
+class SearchEnv(ToolEnv):
+    """Dictionary questions, ``search`` and ``open`` tools, reward 1.0 for an exact answer.
+
+    Args:
+        split: ``"train"``, ``"test"`` or None (both).
+        sandbox: Spec of this env's own sandbox (ignored when ``pool`` is given);
+            its image must be a ``toolgym/search`` build, which also supplies the tasks.
+        pool: Share sandboxes with other envs (their spec's image must be a search image).
+        tool_timeout_s: Time limit of one tool call (the first search starts the index server).
+        system_prompt: The instruction shown first; None for none.
+        render_mode: None or "ansi".
+
+    Example:
+        >>> env = gymnasium.make("toolgym/Search-v0", split="test")  # doctest: +SKIP
+        >>> obs, info = env.reset(seed=0)                           # doctest: +SKIP
+        >>> env.step('<tool_call>{"name": "search", "arguments": {"query": "domesticated '
+        ...          'canine"}}</tool_call>')[0]                    # doctest: +SKIP
+        '1. domestic_dog (title: domestic dog) ...'
+    """
+
+    def __init__(
+        self,
+        split: str | None = None,
+        *,
+        sandbox: SandboxSpec | None = None,
+        pool: SandboxPool | None = None,
+        tool_timeout_s: float = 30.0,
+        system_prompt: str | None = SYSTEM_PROMPT,
+        render_mode: str | None = None,
+    ) -> None:
+        sandbox = sandbox or SandboxSpec(image=IMAGE)
+        image = pool.spec.image if pool is not None else sandbox.image
+        super().__init__(
+            search_tasks(image),
+            ToolSet([search_tool(timeout_s=tool_timeout_s), open_tool(timeout_s=tool_timeout_s)]),
+            AnswerVerifier(),
+            sandbox=sandbox,
+            pool=pool,
+            system_prompt=system_prompt,
+            split=split,
+            render_mode=render_mode,
+        )
+
+    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
+        """Oracle: search, open, answer along the task's hops. Wrong: a plausible wrong name."""
+        if kind == "wrong":
+            return wrong_actions(task)
+        if kind != "oracle":
+            raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
+        return oracle_actions(task)
+
+    def hack_probes(self, task: Task) -> dict[str, list[str]]:
+        """Candidate lists, claims, empty and giant answers, stray tool calls; each scores 0."""
+        return hack_probes(task)
