@@ -21,8 +21,10 @@ weights are in place. Episodes waiting on a tool go on meanwhile. With
 ``weight_sync: copy`` the agent holds its own frozen copy, generation runs
 *during* the update (AReaL-style overlap, twice the memory), and the new
 weights are loaded between two generate batches by ``agent.update_weights``.
-A vLLM engine plugs in the same way: pass ``weight_sync=`` a coroutine
-function ``(policy, version) -> None`` that pushes ``policy.export_state_dict()``.
+With ``backend: vllm`` an in-process vLLM engine samples instead (its own
+copy of the weights, so ``weight_sync: copy``); ``agent.aupdate_weights``
+pushes the new weights to it the same way. Any other engine plugs in through
+``weight_sync=``: a coroutine function ``(policy, version) -> None``.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ import torch
 
 from toolgym._sync import run_sync
 from toolgym.agents.base import SamplingParams
+from toolgym.agents.vllm_engine import VLLMConfig
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
 from toolgym.rollout.trajectory import Trajectory, write_jsonl
@@ -95,7 +98,10 @@ class TrainerConfig:
     weight_sync: Literal["shared", "copy"] = option(
         "shared", "shared: the agent samples from the training module (lock during updates); "
         "copy: the agent has its own copy, updated between generate batches.")
-    generation_batch: int = option(128, "Most concurrent requests in one generate call.")
+    backend: Literal["hf", "vllm"] = option(
+        "hf", "Rollout engine: hf (transformers, in this process) or vllm (an in-process vLLM "
+        "engine on the GPU; pip install -e '.[gpu]'; needs weight_sync: copy).")
+    generation_batch: int = option(128, "Most concurrent requests in one generate call (hf).")
     num_threads: int = option(1, "torch.set_num_threads for training and generation.")
     save_every: int = option(10, "Checkpoint every N steps (and at the end); 0: only at the end.")
     keep_last: int = option(2, "Checkpoints to keep.")
@@ -114,6 +120,8 @@ class TrainerConfig:
     sampling: SamplingParams = option(
         help="Sampling of the policy during rollouts.",
         factory=lambda: SamplingParams(temperature=1.0, max_new_tokens=256))
+    vllm: VLLMConfig = option(help="The vLLM engine (backend: vllm): memory share, dtype, ...",
+                              factory=VLLMConfig)
 
     def __post_init__(self) -> None:
         for name in ("total_steps", "groups_per_step", "micro_batch_size", "num_mini_batches",
@@ -129,6 +137,9 @@ class TrainerConfig:
             raise ConfigError(f"dual_clip must be > 1 (typically 3) or null; got {self.dual_clip}.")
         if self.tis_cap is not None and self.tis_cap <= 0:
             raise ConfigError(f"tis_cap must be > 0 or null; got {self.tis_cap}.")
+        if self.backend == "vllm" and self.weight_sync == "shared":
+            raise ConfigError("backend: vllm keeps its own copy of the weights; set "
+                              "weight_sync: copy.")
 
     @property
     def total_optimizer_steps(self) -> int:
@@ -144,7 +155,13 @@ def seed_everything(seed: int) -> None:
 
 
 def build_agent(policy: Policy, config: TrainerConfig) -> Any:
-    """An in-process :class:`~toolgym.agents.hf.HFAgent` on the policy (shared or copied)."""
+    """The in-process agent of ``config.backend``: an HFAgent on the policy (shared or
+    copied), or a VLLMAgent started from ``model.path`` (weights pushed after each update)."""
+    if config.backend == "vllm":
+        from toolgym.agents.vllm import VLLMAgent
+
+        return VLLMAgent(config.model.path, sampling=config.sampling, seed=config.seed,
+                         config=config.vllm, chat=policy.chat)
     from toolgym.agents.hf import HFAgent
 
     model = policy.model if config.weight_sync == "shared" else policy.inference_copy()
@@ -226,6 +243,17 @@ class Trainer:
         """``fn(rewards[B], group_ids[B]) -> advantages[B]``; each algorithm supplies one."""
         raise NotImplementedError
 
+    def make_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
+        """Trajectories to a padded batch with advantages, and metrics to log.
+
+        Runs in a worker thread, so a trainer that does real work here (a
+        critic update) does not stall the rollouts.
+        """
+        batch, stats = build_batch(trajectories, pad_id=self.policy.pad_id,
+                                   advantage_fn=self.advantage_fn(),
+                                   max_length=self.config.max_length)
+        return batch, {f"batch_{k}": float(v) for k, v in stats.as_dict().items()}
+
     # ------------------------------------------------------------- loop
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
         """Blocking twin of :meth:`atrain` (runs on toolgym's bridge loop)."""
@@ -257,9 +285,7 @@ class Trainer:
         groups = await self.source.get_batch(self.config.groups_per_step)
         waited = time.perf_counter() - start
         trajectories = [t for group in groups for t in group]
-        batch, stats = build_batch(trajectories, pad_id=self.policy.pad_id,
-                                   advantage_fn=self.advantage_fn(),
-                                   max_length=self.config.max_length)
+        batch, batch_metrics = await asyncio.to_thread(self.make_batch, trajectories)
         t0 = time.perf_counter()
         update = await asyncio.to_thread(self._locked_update, batch, self.version + 1)
         update_s = time.perf_counter() - t0
@@ -268,7 +294,7 @@ class Trainer:
         await self.weight_sync(self.policy, self.version)
         self.source.set_policy_version(self.version)
         metrics = {**rollout_metrics(trajectories, self.version - 1), **update,
-                   **{f"batch_{k}": float(v) for k, v in stats.as_dict().items()},
+                   **batch_metrics,
                    "train_tokens_per_s": float(batch.attention_mask.sum()) / max(update_s, 1e-9),
                    "wait_s": waited, "update_s": update_s,
                    "step_s": time.perf_counter() - start, **self._generation_metrics(),
@@ -358,6 +384,10 @@ class Trainer:
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
                                 scheduler=self.scheduler)
+        self.load_checkpoint_state(state)
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        """Undo :meth:`checkpoint_state` (the weights and optimiser are already loaded)."""
         self.step, self.version = int(state["step"]), int(state["version"])
         restore_rng(state["rng"])
         self.generator.set_state(state["generator"])

@@ -3,11 +3,13 @@
 :func:`build_batch` is the one place where episodes become tensors. It drops
 what must not be trained on and counts it (``infra_error`` episodes carry no
 signal about the policy; turns without exact token ids cannot be scored),
-computes one advantage per trajectory with an outcome estimator from
-:mod:`toolgym.trainers.advantages`, spreads it over that trajectory's action
-tokens, and right-pads the samples. Right padding keeps every real token at
-its natural position, so a padded forward pass gives the same log-probs as an
-unpadded one (causal attention never looks right).
+computes advantages (one per trajectory with an outcome estimator from
+:mod:`toolgym.trainers.advantages`, or one per turn with a turn-level
+estimator from :mod:`toolgym.trainers.turn_advantages`), spreads each over
+exactly the action tokens it belongs to, and right-pads the samples. Right
+padding keeps every real token at its natural position, so a padded forward
+pass gives the same log-probs as an unpadded one (causal attention never looks
+right).
 
     >>> from toolgym.rollout.trajectory import Trajectory, Turn
     >>> t = Trajectory("e", "t", [Turn("a", [5, 6], [-.5, -.5], prompt_ids=[1, 2])],
@@ -26,10 +28,16 @@ import torch
 from torch import Tensor
 
 from toolgym.rollout.trajectory import Sample, Trajectory
+from toolgym.trainers.turn_advantages import broadcast_turns
 
-__all__ = ["Batch", "BatchStats", "build_batch", "group_index", "trainable_only"]
+__all__ = ["AdvantageFn", "Batch", "BatchStats", "TurnAdvantageFn", "build_batch", "group_index",
+           "trainable_only"]
 
 AdvantageFn = Callable[[Tensor, Tensor], Tensor]
+"""Outcome level: ``fn(rewards[B], group_ids[B]) -> advantages[B]``."""
+TurnAdvantageFn = Callable[[Sequence[Trajectory], Tensor], Tensor]
+"""Turn level: ``fn(kept_trajectories, group_ids[B]) -> advantages[B, K]``, column ``k``
+for each trajectory's ``k``-th turn."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +146,7 @@ def build_batch(
     *,
     pad_id: int,
     advantage_fn: AdvantageFn | None = None,
+    turn_advantage_fn: TurnAdvantageFn | None = None,
     max_length: int | None = None,
 ) -> tuple[Batch, BatchStats]:
     """Drop untrainable trajectories, compute advantages, pad the samples.
@@ -148,17 +157,28 @@ def build_batch(
         advantage_fn: ``fn(rewards[B], group_ids[B]) -> advantages[B]`` over the
             *kept* trajectories (so a dropped episode never shifts a baseline);
             None gives advantage 0 (SFT).
+        turn_advantage_fn: ``fn(kept, group_ids[B]) -> advantages[B, K]``, one
+            advantage per turn, each given to that turn's action tokens only.
+            Exclusive with ``advantage_fn``.
         max_length: Cut longer samples to this many tokens.
 
     Returns:
         ``(batch, stats)``. A batch may have 0 samples when everything was dropped.
+
+    Raises:
+        ValueError: both ``advantage_fn`` and ``turn_advantage_fn`` were given.
     """
+    if advantage_fn is not None and turn_advantage_fn is not None:
+        raise ValueError("build_batch: pass advantage_fn or turn_advantage_fn, not both")
     kept, stats = trainable_only(trajectories)
     rewards = torch.tensor([t.final_reward for t in kept], dtype=torch.float32)
     groups = group_index(kept)
-    adv = torch.zeros_like(rewards)
-    if advantage_fn is not None and kept:
-        adv = advantage_fn(rewards, groups).float()
+    max_turns = max((len(t.turns) for t in kept), default=0)
+    adv = torch.zeros((len(kept), max_turns))
+    if turn_advantage_fn is not None and kept:
+        adv = turn_advantage_fn(kept, groups).float()
+    elif advantage_fn is not None and kept:
+        adv = advantage_fn(rewards, groups).float()[:, None].expand(-1, max_turns)
     rows: list[tuple[int, Sample]] = [(i, s) for i, t in enumerate(kept) for s in t.samples()]
     cut = sum(1 for _, s in rows if max_length is not None and len(s.input_ids) > max_length)
     batch = _pad(rows, adv, rewards, groups, pad_id, max_length)
@@ -168,6 +188,7 @@ def build_batch(
 
 def _pad(rows: list[tuple[int, Sample]], adv: Tensor, rewards: Tensor, groups: Tensor,
          pad_id: int, max_length: int | None) -> Batch:
+    """Right-pad the samples; ``adv`` is ``[B, K]``, per trajectory and turn."""
     n = len(rows)
     width = max((len(s.input_ids) for _, s in rows), default=0)
     width = min(width, max_length) if max_length is not None else width
@@ -175,15 +196,17 @@ def _pad(rows: list[tuple[int, Sample]], adv: Tensor, rewards: Tensor, groups: T
     attn = torch.zeros((n, width), dtype=torch.long)
     mask = torch.zeros((n, width), dtype=torch.bool)
     logp = torch.zeros((n, width), dtype=torch.float32)
+    turn = torch.full((n, width), -1, dtype=torch.long)
     for r, (_, s) in enumerate(rows):
         k = min(len(s.input_ids), width)
         ids[r, :k] = torch.tensor(s.input_ids[:k], dtype=torch.long)
         attn[r, :k] = 1
         mask[r, :k] = torch.tensor(s.loss_mask[:k], dtype=torch.bool)
         logp[r, :k] = torch.tensor(s.logprobs[:k], dtype=torch.float32)
+        turn[r, :k] = torch.tensor(s.turn_index[:k], dtype=torch.long)
     traj = torch.tensor([i for i, _ in rows], dtype=torch.long)
     return Batch(
         input_ids=ids, attention_mask=attn, loss_mask=mask, behaviour_logprobs=logp,
-        advantages=torch.where(mask, adv[traj][:, None], 0.0),
+        advantages=torch.where(mask, broadcast_turns(adv[traj], turn), 0.0),
         rewards=rewards[traj], group_ids=groups[traj], traj_index=traj,
     )

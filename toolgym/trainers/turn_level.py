@@ -1,0 +1,201 @@
+"""The hierarchical trainer: per-turn advantages on GRPO's token-level update.
+
+Everything but the advantages is :class:`~toolgym.trainers.base.Trainer`'s:
+the rollouts, the clipped token-level loss, micro-batching, weight sync,
+checkpoints. What changes is that each *turn* gets its own advantage, spread
+over exactly that turn's action tokens (:mod:`toolgym.trainers.turn_advantages`)::
+
+    turn_estimator: gigpo        # episode GRPO + omega x step-group GRPO      no critic
+    turn_estimator: turn_return  # return-to-go - leave-one-out per turn index  no critic
+    turn_estimator: turn_gae     # GAE over turns against the critic's V(s)
+    turn_estimator: archer       # Q(s, a) - V(s) of ArCHer's off-policy critic
+
+``turn_gae`` and ``archer`` train an utterance-level critic
+(:class:`~toolgym.trainers.archer.ArCHerCritic`) from a replay buffer before
+each policy update; its state is part of every checkpoint, so a resumed run
+continues exactly. ``algorithm: archer`` in a ``toolgym train`` config is
+this trainer with ``turn_estimator: archer``.
+
+    >>> TurnLevelConfig(rollout=RolloutConfig(env_id="x", group_size=1))
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    toolgym.errors.ConfigError: turn_estimator 'gigpo' compares episodes within a group, ...
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, ClassVar, Literal
+
+import torch
+from torch import Tensor
+
+from toolgym.errors import ConfigError
+from toolgym.rollout.manager import RolloutConfig
+from toolgym.rollout.trajectory import Trajectory
+from toolgym.trainers.advantages import AdvantageEstimator, get_advantage_estimator
+from toolgym.trainers.archer import ArCHerCritic, CriticConfig
+from toolgym.trainers.base import Trainer, TrainerConfig
+from toolgym.trainers.batching import Batch, build_batch, trainable_only
+from toolgym.trainers.config import option
+from toolgym.trainers.turn_advantages import (
+    discounted_returns,
+    gigpo_advantages,
+    turn_gae,
+    turn_return_advantages,
+)
+from toolgym.trainers.turn_batch import TurnTensors, turn_tensors
+
+__all__ = ["ArCHerConfig", "RolloutConfig", "TurnEstimator", "TurnLevelConfig",
+           "TurnLevelTrainer"]
+
+
+class TurnEstimator(StrEnum):
+    """Names of the turn-level estimators, as they appear in configs."""
+
+    GIGPO = "gigpo"
+    TURN_RETURN = "turn_return"
+    TURN_GAE = "turn_gae"
+    ARCHER = "archer"
+
+    @property
+    def needs_critic(self) -> bool:
+        """Whether the estimator reads the turn critic (and the trainer must train one)."""
+        return self in (TurnEstimator.TURN_GAE, TurnEstimator.ARCHER)
+
+
+@dataclass(frozen=True)
+class TurnLevelConfig(TrainerConfig):
+    """:class:`TrainerConfig` plus the turn-level estimator and, where used, its critic."""
+
+    run_dir: str = option("runs/turn_level", "Where metrics, checkpoints, trajectories and the "
+                          "final model go.")
+    turn_estimator: str = option("gigpo", "Per-turn advantages: gigpo, turn_return, turn_gae "
+                                 "or archer.")
+    gamma: float = option(1.0, "Discount per turn (not per token).")
+    lam: float = option(0.95, "GAE lambda over turns (turn_gae).")
+    process_coef: float = option(1.0, "Weight of the per-turn (process) rewards of all turns but "
+                                 "the last; the last turn's reward is the outcome.")
+    omega: float = option(1.0, "gigpo: weight of the step-level advantage.")
+    episode_estimator: str = option("grpo", "gigpo: outcome estimator for the episode level "
+                                    "(grpo, drgrpo, rloo).")
+    step_estimator: str = option("grpo", "gigpo: estimator within step groups (grpo, drgrpo, "
+                                 "rloo).")
+    return_scale: Literal["none", "group"] = option(
+        "none", "turn_return: 'none' (unbiased) or 'group' (divide by the group's return std).")
+    critic: CriticConfig = option(help="The turn critic (turn_gae, archer).",
+                                  factory=CriticConfig)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        valid = [e.value for e in TurnEstimator]
+        if self.turn_estimator not in valid:
+            raise ConfigError(f"Unknown turn_estimator {self.turn_estimator!r}; valid: "
+                              f"{', '.join(valid)}.")
+        for name in ("episode_estimator", "step_estimator"):
+            value = getattr(self, name)
+            get_advantage_estimator(value)  # unknown name: ConfigError
+            if AdvantageEstimator(value) in (AdvantageEstimator.GAE,
+                                             AdvantageEstimator.REINFORCE_PP):
+                raise ConfigError(f"{name} must be a group estimator (grpo, drgrpo, rloo); "
+                                  f"got {value!r}.")
+        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
+            raise ConfigError(f"Need 0 <= gamma <= 1 and 0 <= lam <= 1; got {self.gamma}, "
+                              f"{self.lam}.")
+        grouped = not TurnEstimator(self.turn_estimator).needs_critic
+        if grouped and self.rollout.group_size < 2:
+            raise ConfigError(
+                f"turn_estimator {self.turn_estimator!r} compares episodes within a group, so "
+                f"rollout.group_size must be >= 2 (got {self.rollout.group_size}); use "
+                "turn_gae or archer (a learned critic) for groups of one.")
+
+
+@dataclass(frozen=True)
+class ArCHerConfig(TurnLevelConfig):
+    """:class:`TurnLevelConfig` with ArCHer's defaults (``algorithm: archer``)."""
+
+    run_dir: str = option("runs/archer", "Where metrics, checkpoints, trajectories and the final "
+                          "model go.")
+    turn_estimator: str = option("archer", "Per-turn advantages: gigpo, turn_return, turn_gae "
+                                 "or archer.")
+
+
+class TurnLevelTrainer(Trainer):
+    """Token-level policy update with per-turn advantages (see the module docstring).
+
+    Example:
+        >>> trainer = TurnLevelTrainer(ArCHerConfig(model=..., rollout=...))  # doctest: +SKIP
+        >>> trainer.train()                                                  # doctest: +SKIP
+    """
+
+    config_class: ClassVar[type[TrainerConfig]] = TurnLevelConfig
+    config: TurnLevelConfig
+
+    def __init__(self, config: TurnLevelConfig, **kwargs: Any) -> None:
+        super().__init__(config, **kwargs)
+        self.estimator = TurnEstimator(config.turn_estimator)
+        self.critic: ArCHerCritic | None = None
+        if self.estimator.needs_critic:
+            vocab = self.policy.model.get_input_embeddings().num_embeddings
+            self.critic = ArCHerCritic(config.critic, vocab_size=vocab, gamma=config.gamma,
+                                       seed=config.seed)
+
+    def make_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
+        """Train the critic on the new turns (if there is one), then build the batch."""
+        metrics: dict[str, float] = {}
+        if self.critic is not None:
+            kept, _ = trainable_only(trajectories)
+            self.critic.observe(kept, process_coef=self.config.process_coef)
+            metrics = self.critic.update()
+        batch, stats = build_batch(trajectories, pad_id=self.policy.pad_id,
+                                   turn_advantage_fn=self.turn_advantages,
+                                   max_length=self.config.max_length)
+        metrics.update({f"batch_{k}": float(v) for k, v in stats.as_dict().items()})
+        if batch.num_action_tokens:
+            metrics["turn_adv_abs_mean"] = float(batch.advantages[batch.loss_mask].abs().mean())
+        return batch, metrics
+
+    def turn_advantages(self, trajectories: list[Trajectory], group_ids: Tensor) -> Tensor:
+        """``Tensor[B, K]``: the configured estimator on the kept trajectories."""
+        cfg = self.config
+        turns = turn_tensors(trajectories, process_coef=cfg.process_coef)
+        if self.estimator is TurnEstimator.TURN_RETURN:
+            returns = discounted_returns(turns.rewards, turns.mask, gamma=cfg.gamma)
+            return turn_return_advantages(returns, turns.mask, group_ids, scale=cfg.return_scale)
+        if self.estimator is TurnEstimator.GIGPO:
+            returns = discounted_returns(turns.rewards, turns.mask, gamma=cfg.gamma)
+            return gigpo_advantages(returns, turns.mask, group_ids, turns.state_keys,
+                                    omega=cfg.omega, episode_estimator=cfg.episode_estimator,
+                                    step_estimator=cfg.step_estimator)
+        return self._critic_advantages(trajectories, turns)
+
+    def _critic_advantages(self, trajectories: list[Trajectory], turns: TurnTensors) -> Tensor:
+        assert self.critic is not None
+        per_traj = [self.critic.transitions(t, process_coef=self.config.process_coef)
+                    for t in trajectories]
+        flat = [x for ts in per_traj for x in ts]
+        grid = torch.zeros(turns.mask.shape)
+        if self.estimator is TurnEstimator.ARCHER:
+            grid[turns.mask] = self.critic.advantages(flat)
+            return grid
+        grid[turns.mask] = self.critic.values([x.state for x in flat])
+        bootstrap = self.critic.values([ts[-1].next_state for ts in per_traj])
+        adv, _ = turn_gae(turns.rewards, grid, turns.mask, gamma=self.config.gamma,
+                          lam=self.config.lam, terminated=turns.terminated,
+                          bootstrap_values=bootstrap)
+        return adv
+
+    # ------------------------------------------------------ persistence
+    def checkpoint_state(self) -> dict[str, Any]:
+        """The base state plus the critic (networks, optimiser, replay buffer)."""
+        state = super().checkpoint_state()
+        if self.critic is not None:
+            state["critic"] = self.critic.state_dict()
+        return state
+
+    def load_checkpoint_state(self, state: dict[str, Any]) -> None:
+        super().load_checkpoint_state(state)
+        if self.critic is not None:
+            self.critic.load_state_dict(state["critic"])
