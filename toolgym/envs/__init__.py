@@ -23,6 +23,7 @@ register(id="toolgym/CodeRetry-v0", entry_point="toolgym.envs.code.env:CodeRetry
 register(id="toolgym/SQL-v0", entry_point="toolgym.envs.sql.env:SQLEnv", max_episode_steps=10)
 register(id="toolgym/Search-v0", entry_point="toolgym.envs.search.env:SearchEnv",
          max_episode_steps=20)
+register(id="toolgym/Web-v0", entry_point="toolgym.envs.web.env:WebEnv", max_episode_steps=24)
 
 __all__ = [
     "Outcome",
