@@ -92,3 +92,15 @@ async def test_play_groups_runs_group_size_episodes_per_task_in_sandboxes(
     assert sorted(t.group_id for t in trajectories) == sorted(task_ids * 2)
     assert all(t.task_id == t.group_id and t.trainable for t in trajectories)
     assert all(t.outcome in ("success", "failure", "truncated") for t in trajectories)
+
+
+@pytest.mark.parametrize(("command", "config"), [("train", "calculator_grpo.yaml"),
+                                                 ("sft", "calculator_sft.yaml")])
+def test_example_configs_resolve(command: str, config: str) -> None:
+    from typer.testing import CliRunner
+
+    from toolgym.cli.train import app
+
+    result = CliRunner().invoke(app, [command, str(EXAMPLE.parent / config), "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "toolgym/Calculator-v0" in result.output

@@ -28,7 +28,7 @@ def _describe(env_id: str) -> dict[str, object]:
             "entry point": env_spec.entry_point,
             "tools": ", ".join(env.tools),  # type: ignore[attr-defined]
             "tasks": len(env.tasks),  # type: ignore[attr-defined]
-            "image": env.sandbox_spec.image,  # type: ignore[attr-defined]
+            "image": sandbox.image if (sandbox := getattr(env, "sandbox_spec", None)) else "-",
             "max turns": env_spec.max_episode_steps,
             "kwargs": env_spec.kwargs,
         }
