@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import torch
@@ -17,6 +17,8 @@ from toolgym.trainers.config import from_dict
 from toolgym.trainers.grpo import GRPOConfig
 from toolgym.trainers.logprobs import token_logprobs
 from toolgym.trainers.policy import ModelConfig, load_policy
+
+C = TypeVar("C")
 
 
 @pytest.fixture(scope="session")
@@ -32,6 +34,11 @@ def _one_thread() -> None:
 
 def grpo_config(run_dir: Path, model_dir: Path, **overrides: Any) -> GRPOConfig:
     """A small GRPO config on the toy Digits env; ``overrides`` is a nested dict of fields."""
+    return train_config(GRPOConfig, run_dir, model_dir, **overrides)
+
+
+def train_config(cls: type[C], run_dir: Path, model_dir: Path, **overrides: Any) -> C:
+    """A small config of trainer config class ``cls`` on the toy Digits env (see grpo_config)."""
     data: dict[str, Any] = {
         "run_dir": str(run_dir), "total_steps": 2, "groups_per_step": 4, "save_every": 0,
         "tensorboard": False, "imports": [MODULE], "micro_batch_size": 16,
@@ -44,7 +51,7 @@ def grpo_config(run_dir: Path, model_dir: Path, **overrides: Any) -> GRPOConfig:
             data.setdefault(key, {}).update(value)
         else:
             data[key] = value
-    return from_dict(GRPOConfig, data)
+    return from_dict(cls, data)
 
 
 def synthetic_groups(model_dir: Path, n_groups: int, group_size: int, *,

@@ -1,7 +1,7 @@
 """``toolgym train CONFIG.yaml``, ``toolgym sft CONFIG.yaml`` and ``toolgym plot RUN_DIR``.
 
-The YAML file holds one trainer config (``GRPOConfig``, ``TurnLevelConfig``,
-``ArCHerConfig`` or ``SFTConfig``);
+The YAML file holds one trainer config (``GRPOConfig``, ``PPOConfig``,
+``TurnLevelConfig``, ``ArCHerConfig`` or ``SFTConfig``);
 ``algorithm:`` at its top picks the trainer (default ``grpo``). ``--set
 key=value`` overrides any field, dotted for sections (``--set optim.lr=3e-4``);
 an unknown key is an error that names the closest one. ``--resume`` continues
@@ -24,12 +24,14 @@ app = typer.Typer(help="Train tool-using agents and plot their runs.", no_args_i
 
 ALGORITHMS: dict[str, tuple[str, str, str]] = {
     "grpo": ("toolgym.trainers.grpo", "GRPOConfig", "GRPOTrainer"),
+    "ppo": ("toolgym.trainers.ppo", "PPOConfig", "PPOTrainer"),
     "turn_level": ("toolgym.trainers.turn_level", "TurnLevelConfig", "TurnLevelTrainer"),
     "archer": ("toolgym.trainers.turn_level", "ArCHerConfig", "TurnLevelTrainer"),
 }
 """``algorithm:`` value -> (module, config class, trainer class). RLOO, Dr.GRPO and
-REINFORCE++ are GRPOTrainer with another ``advantage_estimator``; GiGPO, turn-level
-GAE and per-turn returns are ``turn_level`` with another ``turn_estimator``."""
+REINFORCE++ are GRPOTrainer with another ``advantage_estimator``; token-level GAE
+with a value head is ``ppo``; GiGPO, turn-level GAE and per-turn returns are
+``turn_level`` with another ``turn_estimator``."""
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(
@@ -69,7 +71,7 @@ def resolve_train_config(path: Path, overrides: list[str]) -> tuple[Any, type]:
 
 def train(config: ConfigArg, set_: SetOpt = None, resume: ResumeOpt = False,
           dry_run: DryOpt = False) -> None:
-    """Train a policy with RL (GRPO and relatives, turn-level, ArCHer) as CONFIG.yaml describes."""
+    """Train a policy with RL (GRPO and relatives, PPO, turn-level, ArCHer) per CONFIG.yaml."""
     from toolgym.trainers.config import format_config
 
     try:

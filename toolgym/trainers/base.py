@@ -62,7 +62,7 @@ from toolgym.trainers.losses import AggMode, KLKind
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.policy import ModelConfig, Policy, load_policy
-from toolgym.trainers.update import policy_update
+from toolgym.trainers.update import ValueTerm, policy_update
 
 __all__ = ["Trainer", "TrainerConfig", "WeightSync", "seed_everything"]
 
@@ -243,6 +243,10 @@ class Trainer:
         """``fn(rewards[B], group_ids[B]) -> advantages[B]``; each algorithm supplies one."""
         raise NotImplementedError
 
+    def value_term(self) -> ValueTerm | None:
+        """A critic trained in the policy's own forward pass (PPO's value head); None here."""
+        return None
+
     def make_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
         """Trajectories to a padded batch with advantages, and metrics to log.
 
@@ -313,7 +317,7 @@ class Trainer:
             self.policy.model.train()
             try:
                 return policy_update(self.policy, self.optimizer, self.scheduler, batch,
-                                     self.config, self.generator)
+                                     self.config, self.generator, value=self.value_term())
             finally:
                 self.policy.model.eval()
                 if locked and hasattr(self.agent, "policy_version"):

@@ -56,9 +56,15 @@ class Batch:
         group_ids: ``LongTensor[N]``, integer group of the sample's trajectory.
         traj_index: ``LongTensor[N]``, index of the sample's trajectory in the
             kept trajectories (a trajectory may give several samples).
+        turn_index: ``LongTensor[N, T]``, the turn each action token belongs to
+            (-1 elsewhere): where a turn ends, for per-turn rewards (PPO).
         old_logprobs: ``Tensor[N, T]``, the proximal policy's log-probs, filled
             in by the trainer before an update that needs them (TIS); else None.
         ref_logprobs: ``Tensor[N, T]``, the reference policy's, when a KL term needs them.
+        old_values: ``Tensor[N, T]``, the value head's ``V(s_t)`` before the
+            update (PPO's value clipping); None without a critic.
+        returns: ``Tensor[N, T]``, the value head's targets (GAE returns); None
+            without a critic.
     """
 
     input_ids: Tensor
@@ -69,8 +75,11 @@ class Batch:
     rewards: Tensor
     group_ids: Tensor
     traj_index: Tensor
+    turn_index: Tensor | None = None
     old_logprobs: Tensor | None = None
     ref_logprobs: Tensor | None = None
+    old_values: Tensor | None = None
+    returns: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])
@@ -209,4 +218,5 @@ def _pad(rows: list[tuple[int, Sample]], adv: Tensor, rewards: Tensor, groups: T
         input_ids=ids, attention_mask=attn, loss_mask=mask, behaviour_logprobs=logp,
         advantages=torch.where(mask, broadcast_turns(adv[traj], turn), 0.0),
         rewards=rewards[traj], group_ids=groups[traj], traj_index=traj,
+        turn_index=turn,
     )

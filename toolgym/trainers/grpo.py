@@ -53,7 +53,9 @@ class GRPOConfig(TrainerConfig):
         estimator = AdvantageEstimator(self.advantage_estimator)
         if estimator.needs_critic:
             raise ConfigError("advantage_estimator 'gae' needs a critic: GRPOTrainer has none. "
-                              "Use an outcome-level estimator (grpo, drgrpo, rloo, reinforce_pp).")
+                              "For token-level GAE with a value head set algorithm: ppo; "
+                              "otherwise use an outcome-level estimator (grpo, drgrpo, rloo, "
+                              "reinforce_pp).")
         grouped = estimator is not AdvantageEstimator.REINFORCE_PP
         if grouped and self.rollout.group_size < 2:
             raise ConfigError(

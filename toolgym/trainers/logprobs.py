@@ -16,7 +16,8 @@ from torch import Tensor
 
 from toolgym.trainers.losses import entropy_from_logits
 
-__all__ = ["token_logprobs"]
+__all__ = ["last_hidden_state", "logprobs_from_logits", "token_logprobs",
+           "token_logprobs_and_hidden"]
 
 
 def token_logprobs(
@@ -42,6 +43,50 @@ def token_logprobs(
         ``(logprobs[N, T], entropy[N, T] or None)``, float32, differentiable.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
+    return logprobs_from_logits(logits, input_ids, temperature=temperature,
+                                entropy_mask=entropy_mask)
+
+
+def token_logprobs_and_hidden(
+    model: Any,
+    input_ids: Tensor,
+    attention_mask: Tensor,
+    *,
+    temperature: float = 1.0,
+    entropy_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None, Tensor]:
+    """:func:`token_logprobs` plus the last hidden state of the same forward pass.
+
+    A value head on the policy's trunk (PPO) reads the hidden state the
+    log-probs came from, so the policy and value losses share one forward
+    and one backward pass.
+
+    Returns:
+        ``(logprobs[N, T], entropy[N, T] or None, hidden[N, T, H])``; ``hidden`` is
+        the input of the LM head (after the final norm), in the model's dtype.
+    """
+    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                output_hidden_states=True)
+    logprobs, entropy = logprobs_from_logits(out.logits, input_ids, temperature=temperature,
+                                             entropy_mask=entropy_mask)
+    return logprobs, entropy, out.hidden_states[-1]
+
+
+def last_hidden_state(model: Any, input_ids: Tensor, attention_mask: Tensor) -> Tensor:
+    """``hidden[N, T, H]``: the input of the LM head at every position (what a value head reads)."""
+    out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+                output_hidden_states=True)
+    return out.hidden_states[-1]
+
+
+def logprobs_from_logits(
+    logits: Tensor,
+    input_ids: Tensor,
+    *,
+    temperature: float = 1.0,
+    entropy_mask: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """The log-probs (and entropies) of :func:`token_logprobs` from logits ``[N, T, V]``."""
     logits = logits[:, :-1].float()
     if temperature not in (0.0, 1.0):
         logits = logits / temperature

@@ -360,6 +360,7 @@ def value_loss(
     *,
     clip: float | None = None,
     agg_mode: AggMode = "token-mean",
+    denominator: float | None = None,
 ) -> tuple[Tensor, ValueLossStats]:
     """Squared-error critic loss, optionally with PPO value clipping.
 
@@ -373,6 +374,7 @@ def value_loss(
         mask: ``Tensor[B, T]``, bool or 0/1.
         clip: Half-width of the value trust region; None disables clipping.
         agg_mode: See :func:`aggregate`.
+        denominator: Passed to :func:`aggregate` (gradient accumulation).
 
     Returns:
         ``(loss, stats)``.
@@ -386,7 +388,7 @@ def value_loss(
         old = _zero_masked(old_values.detach(), valid)
         v_clipped = old + (v - old).clamp(-clip, clip)
         per_token = torch.maximum(err, (v_clipped - target).square())
-    loss = 0.5 * aggregate(per_token, valid, agg_mode)
+    loss = 0.5 * aggregate(per_token, valid, agg_mode, denominator=denominator)
     with torch.no_grad():
         frac = masked_mean((per_token > err).to(err.dtype), valid)
     return loss, ValueLossStats(clip_fraction=frac)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
@@ -44,8 +44,13 @@ class OptimConfig:
             raise ConfigError(f"optim.min_lr_ratio must be in [0, 1]; got {self.min_lr_ratio}.")
 
 
-def build_optimizer(params: Iterable[torch.nn.Parameter], config: OptimConfig) -> torch.optim.AdamW:
-    """AdamW over ``params`` (the policy's trainable parameters)."""
+def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, Any]],
+                    config: OptimConfig) -> torch.optim.AdamW:
+    """AdamW over ``params``: the policy's trainable parameters, or parameter groups.
+
+    Groups (``{"params": [...], "lr": ...}``) let a value head train at its own
+    rate; the LR schedule scales every group by the same factor.
+    """
     params = list(params)
     if not params:
         raise ConfigError("The policy has no trainable parameters.")

@@ -14,6 +14,11 @@ entropy. With ``tis_cap`` the update is decoupled PPO: the ratio is taken
 against the policy as it was before this update (the proximal policy), and
 the behaviour/proximal gap is corrected by a truncated importance weight
 (AReaL, TIS), which is what stale asynchronous rollouts need.
+
+With a :class:`ValueTerm` (PPO) the same forward pass also yields the last
+hidden state; the value head reads it and ``coef`` times the (clipped) value
+loss against ``batch.returns`` joins the loss, so one backward pass and one
+optimiser step train the policy and its critic together.
 """
 
 from __future__ import annotations
@@ -21,24 +26,41 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from toolgym.trainers.batching import Batch
-from toolgym.trainers.logprobs import token_logprobs
-from toolgym.trainers.losses import aggregate, kl_penalty, masked_sum, policy_loss
+from toolgym.trainers.logprobs import token_logprobs, token_logprobs_and_hidden
+from toolgym.trainers.losses import aggregate, kl_penalty, masked_sum, policy_loss, value_loss
 from toolgym.trainers.policy import Policy
 
 if TYPE_CHECKING:
     from toolgym.trainers.base import TrainerConfig
 
-__all__ = ["policy_update", "precompute_logprobs"]
+__all__ = ["ValueTerm", "index_chunks", "policy_update", "precompute_logprobs"]
 
 
-def _chunks(index: Tensor, size: int) -> Iterator[Tensor]:
+@dataclasses.dataclass(frozen=True)
+class ValueTerm:
+    """A critic trained in the policy's forward pass (PPO's value head).
+
+    Attributes:
+        head: ``hidden[N, T, H] -> values[N, T]``, aligned like the log-probs:
+            ``values[:, t]`` is ``V`` of the state in which token ``t`` was chosen.
+        coef: Weight of the value loss in the total loss.
+        clip: Half-width of PPO's value clipping around ``batch.old_values``; None: off.
+    """
+
+    head: Callable[[Tensor], Tensor]
+    coef: float
+    clip: float | None
+
+
+def index_chunks(index: Tensor, size: int) -> Iterator[Tensor]:
+    """Consecutive slices of ``index`` of at most ``size`` entries (micro-batches)."""
     for start in range(0, len(index), size):
         yield index[start : start + size]
 
@@ -56,7 +78,7 @@ def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> 
     device, temp = policy.device, _temperature(config)
     old = torch.zeros_like(batch.behaviour_logprobs)
     ref = torch.zeros_like(batch.behaviour_logprobs)
-    for idx in _chunks(torch.arange(len(batch)), config.micro_batch_size):
+    for idx in index_chunks(torch.arange(len(batch)), config.micro_batch_size):
         mb = batch.select(idx).to(device)
         width = mb.input_ids.shape[1]
         if need_old:
@@ -77,12 +99,16 @@ def _denominator(mini: Batch, agg_mode: str) -> float:
     return max(1.0, float(mini.loss_mask.any(-1).sum()))
 
 
-def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
-                denominator: float) -> tuple[Tensor, dict[str, float]]:
+def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig, denominator: float,
+                value: ValueTerm | None = None) -> tuple[Tensor, dict[str, float]]:
     """Loss of one micro-batch (already divided by the mini-batch denominator) and its sums."""
     mask = mb.loss_mask
-    logp, entropy = token_logprobs(policy.model, mb.input_ids, mb.attention_mask,
-                                   temperature=_temperature(config), entropy_mask=mask)
+    kwargs: dict[str, Any] = {"temperature": _temperature(config), "entropy_mask": mask}
+    if value is None:
+        logp, entropy = token_logprobs(policy.model, mb.input_ids, mb.attention_mask, **kwargs)
+    else:
+        logp, entropy, hidden = token_logprobs_and_hidden(policy.model, mb.input_ids,
+                                                          mb.attention_mask, **kwargs)
     assert entropy is not None
     tis = config.tis_cap is not None
     loss, stats = policy_loss(
@@ -102,6 +128,14 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
         loss = loss - config.entropy_coef * aggregate(entropy, mask, config.loss_agg,
                                                       denominator=denominator)
     sums["entropy"] = float(masked_sum(entropy.detach(), mask))
+    if value is not None:
+        assert mb.old_values is not None and mb.returns is not None, "ValueTerm needs returns"
+        v_loss, v_stats = value_loss(value.head(hidden), mb.old_values, mb.returns, mask,
+                                     clip=value.clip, agg_mode=config.loss_agg,
+                                     denominator=denominator)
+        loss = loss + value.coef * v_loss
+        sums["value_loss"] = float(v_loss.detach())
+        sums["value_clip_fraction"] = float(v_stats.clip_fraction) * tokens
     sums["loss"] = float(loss.detach())
     sums["tokens"] = tokens
     return loss, sums
@@ -111,35 +145,45 @@ def _mini_batches(n: int, config: TrainerConfig, generator: torch.Generator) -> 
     for _ in range(config.update_epochs):
         order = torch.randperm(n, generator=generator)
         size = math.ceil(n / config.num_mini_batches)
-        yield from _chunks(order, size)
+        yield from index_chunks(order, size)
 
 
 def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: Any,
-                  batch: Batch, config: TrainerConfig,
-                  generator: torch.Generator) -> dict[str, float]:
+                  batch: Batch, config: TrainerConfig, generator: torch.Generator, *,
+                  value: ValueTerm | None = None) -> dict[str, float]:
     """Run ``update_epochs x num_mini_batches`` optimiser steps on ``batch``.
+
+    Args:
+        policy: The policy being trained.
+        optimizer: Steps every parameter in its groups (policy, and a value head if any).
+        scheduler: Stepped once per optimiser step.
+        batch: Samples with advantages (and ``old_values``/``returns`` with ``value``).
+        config: Clips, loss aggregation, mini-batching, KL and entropy weights.
+        generator: Shuffles the samples into mini-batches.
+        value: PPO's critic term; None trains the policy alone.
 
     Returns:
         Means over tokens (clip fraction, approx. KL to the behaviour policy,
-        KL to the reference, entropy, ratio), the mean loss per optimiser
-        step, the mean gradient norm (before clipping) and the last LR.
+        KL to the reference, entropy, ratio), the mean loss (and value loss)
+        per optimiser step, the mean gradient norm (before clipping, over every
+        parameter the optimiser steps) and the mean LR.
     """
     if len(batch) == 0:
         return {"optimizer_steps": 0.0}
     batch = precompute_logprobs(policy, batch, config)
     totals: dict[str, float] = defaultdict(float)
-    params = policy.trainable_parameters()
+    params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
     for mini_index in _mini_batches(len(batch), config, generator):
         mini = batch.select(mini_index)
         denominator = _denominator(mini, config.loss_agg)
         optimizer.zero_grad(set_to_none=True)
-        for idx in _chunks(torch.arange(len(mini)), config.micro_batch_size):
+        for idx in index_chunks(torch.arange(len(mini)), config.micro_batch_size):
             loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config,
-                                     denominator)
+                                     denominator, value)
             loss.backward()
-            for key, value in sums.items():
-                totals[key] += value
+            for key, amount in sums.items():
+                totals[key] += amount
         max_norm = config.optim.max_grad_norm or float("inf")
         totals["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         totals["lr"] += float(optimizer.param_groups[0]["lr"])  # the LR this step used
@@ -151,7 +195,7 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
 
 def _summarise(totals: dict[str, float], steps: int) -> dict[str, float]:
     tokens = max(1.0, totals.pop("tokens", 0.0))
-    per_step = ("loss", "policy_loss", "grad_norm", "lr")
+    per_step = ("loss", "policy_loss", "value_loss", "grad_norm", "lr")
     out = {k: v / steps for k, v in totals.items() if k in per_step}
     for key, value in totals.items():
         if key not in out:
