@@ -24,6 +24,8 @@ register(id="toolgym/SQL-v0", entry_point="toolgym.envs.sql.env:SQLEnv", max_epi
 register(id="toolgym/Search-v0", entry_point="toolgym.envs.search.env:SearchEnv",
          max_episode_steps=20)
 register(id="toolgym/Web-v0", entry_point="toolgym.envs.web.env:WebEnv", max_episode_steps=24)
+register(id="toolgym/KeyChain-v0", entry_point="toolgym.envs.keychain.env:KeyChainEnv",
+         max_episode_steps=5, kwargs={"split": "train"})
 
 __all__ = [
     "Outcome",

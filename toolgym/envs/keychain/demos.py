@@ -1,0 +1,104 @@
+"""Scripted KeyChain episodes: the oracle, a wrong agent, and imperfect SFT demonstrations.
+
+Demonstrations are imperfect on purpose (RL improves what the policy already
+does right *some* of the time, DESIGN.md): at each lookup, with probability
+``p_wrong_key``, the demonstrator asks for a random other key, then carries on
+from whatever it was shown; with probability ``p_miscopy`` it answers a digit
+other than the one it saw. Transcripts are computed with the env's own
+:func:`~toolgym.envs.keychain.tasks.lookup`, so they are exactly what the env
+would produce.
+
+    >>> import random
+    >>> from toolgym.envs.keychain.tasks import keychain_tasks
+    >>> task = keychain_tasks(n_train=1, n_test=0).get("kc-train-0000")
+    >>> [m["content"] for m in simulate(task, oracle_actions(task))][-2:]
+    ['d -> 0', '0']
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from toolgym.envs.keychain.tasks import KEYS, answer_of, chain_actions, lookup
+from toolgym.envs.tasks import Task
+from toolgym.tools import ToolCall, ToolSet, render_tool_call
+
+__all__ = ["Demo", "call", "demonstration", "oracle_actions", "simulate", "wrong_actions"]
+
+Message = dict[str, Any]
+
+
+def call(key: str, *, hermes: bool = False) -> str:
+    """The assistant message that looks up ``key``: ``get KEY``, or the Hermes format."""
+    return render_tool_call(ToolCall("get", {"key": key})) if hermes else f"get {key}"
+
+
+def oracle_actions(task: Task) -> list[str]:
+    """Follow the chain, then answer the digit."""
+    return [call(k) for k in chain_actions(task)] + [task.data["answer"]]
+
+
+def wrong_actions(task: Task) -> list[str]:
+    """Answer at once, without looking anything up, a digit that is not the answer."""
+    return [str((int(task.data["answer"]) + 1) % 10)]
+
+
+def simulate(task: Task, actions: list[str], tools: ToolSet | None = None) -> list[Message]:
+    """The messages an episode with these actions produces (stops at the final answer)."""
+    from toolgym.envs.keychain.env import BARE_CALL, get_tool  # env.py imports this module
+
+    tools = tools or ToolSet([get_tool()])
+    messages: list[Message] = [{"role": "user", "content": task.prompt}]
+    for action in actions:
+        messages.append({"role": "assistant", "content": action})
+        bare = BARE_CALL.fullmatch(action.strip())
+        if bare is not None:
+            messages.append({"role": "tool", "name": "get",
+                             "content": lookup(task, bare.group(1))[0]})
+            continue
+        parsed = tools.parse(action)
+        if parsed.ok and not parsed.calls:
+            break
+        if parsed.error is not None:
+            messages.append({"role": "tool", "name": "error", "content": str(parsed.error)})
+            continue
+        for c in parsed.calls:
+            messages.append({"role": "tool", "name": c.name,
+                             "content": lookup(task, str(c.arguments["key"]))[0]})
+    return messages
+
+
+@dataclass(frozen=True)
+class Demo:
+    """One demonstration: its messages and whether its final answer is right."""
+
+    messages: list[Message]
+    correct: bool
+
+
+def demonstration(task: Task, rng: random.Random, *, p_wrong_key: float = 0.15,
+                  p_miscopy: float = 0.1, max_turns: int = 5) -> Demo:
+    """An imperfect demonstration (see the module docstring), at most ``max_turns`` turns."""
+    table, key, actions = task.data["table"], task.data["start"], []
+    seen: str | None = None
+    while len(actions) < max_turns - 1:
+        if rng.random() < p_wrong_key:
+            key = rng.choice([k for k in KEYS if k != key])
+        actions.append(call(key))
+        seen = table[key]
+        if seen.isdigit():
+            break
+        key = seen
+    if seen is not None and seen.isdigit():
+        digit = seen
+        if rng.random() < p_miscopy:
+            digit = str(rng.choice([d for d in range(10) if str(d) != seen]))
+        actions.append(digit)
+    else:
+        actions.append(str(rng.randrange(10)))
+    messages = simulate(task, actions)
+    final = messages[-1]
+    correct = final["role"] == "assistant" and answer_of(final["content"]) == task.data["answer"]
+    return Demo(messages, correct)
