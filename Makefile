@@ -4,6 +4,7 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: demo test setup docker venv images help
 .DEFAULT_GOAL := help
@@ -11,8 +12,8 @@ PYTEST_ARGS ?=
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-demo: setup ## set up, then run the demo
-	$(PY) examples/sandbox_demo.py
+demo: setup ## set up, then train a tiny agent to use a calculator tool (SFT, then GRPO)
+	$(PY) examples/calculator_demo.py $(DEMO_ARGS)
 
 test: setup ## set up, then run the tests (PYTEST_ARGS="-k images" to pick some)
 	$(PY) -m pytest -q $(PYTEST_ARGS)

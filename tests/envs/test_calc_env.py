@@ -252,7 +252,9 @@ def test_imperfect_demonstrations_have_the_asked_mistake_rates():
     assert abs(share["guess"] - 0.3) < 0.04 and abs(share["miscopy"] - 0.1) < 0.03
     assert all(d.correct == (d.mode == "oracle") for d in demos if d.mode != "mistype")
     assert 0.45 < sum(d.correct for d in demos) / len(demos) < 0.55
-    assert all(not any(m["role"] == "tool" for m in d.messages) for d in demos if d.mode == "guess")
+    guesses = [d for d in demos if d.mode == "guess"]
+    assert all(not any(m["role"] == "tool" for m in d.messages) for d in guesses)
+    assert all(d.actions[-1].startswith("About ") for d in guesses)
     assert demos == demonstrations(train, seed=0, p_guess=0.3, p_mistype=0.1, p_miscopy=0.1)
     perfect = demonstrations(list(train)[:100], p_guess=0, p_mistype=0, p_miscopy=0)
     assert all(d.correct and d.actions == oracle_actions(t)

@@ -11,7 +11,10 @@ on perfect demonstrations would leave GRPO little to do (every group all
 successes). :func:`demonstration` therefore makes *imperfect* demonstrations,
 with three kinds of mistake a small model plausibly makes:
 
-- ``guess`` (probability ``p_guess``): no tool call; a plausible wrong number;
+- ``guess`` (probability ``p_guess``): no tool call; ``About N`` with a
+  plausible wrong ``N``. The fixed first word makes skipping the tool *one*
+  early decision (the first token) that RL can flip, instead of a choice
+  spread thinly over every number token, which greedy decoding never takes;
 - ``mistype`` (``p_mistype``): one number of the last call is mistyped, and the
   reply repeats what the tool said (wrong);
 - ``miscopy`` (``p_miscopy``): the calls are right, the reply copies the tool's
@@ -172,7 +175,7 @@ def demonstration(task: Task, rng: random.Random, *, p_guess: float = 0.2,
     expected = int(expected_value(task))
     steps = list(task.data["steps"])
     if mode == "guess":
-        actions = [str(near_miss(expected, rng))]
+        actions = [f"About {near_miss(expected, rng)}"]
     else:
         if mode == "mistype":
             steps[-1] = _mistype(steps[-1], rng)
