@@ -6,6 +6,7 @@ per kind after the oracle's last action), to look at them.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import struct
 from pathlib import Path
@@ -82,29 +83,35 @@ def _png_size(data: bytes) -> tuple[int, int]:
 
 
 @pytest.mark.docker
-async def test_oracle_solves_every_kind_and_the_wrong_agent_none(env):
-    web = env.unwrapped
+async def test_oracle_solves_every_kind_and_the_wrong_agent_none(web_image):
+    """One task per kind (train and test alternate), four kinds at a time: each
+    episode starts a browser, so this is the slowest test of the suite."""
     shots = os.environ.get("TOOLGYM_WEB_SHOTS")
-    failed = []
-    for kind in KINDS:
-        for task_id in (f"web-{kind}-train-000", f"web-{kind}-test-001"):
-            task = web.tasks.get(task_id)
-            reward, outcome, _ = await run_actions(env, web.reference_actions(task),
-                                                   options={"task_id": task_id})
-            if reward != 1.0 or outcome is not Outcome.SUCCESS:
-                failed.append(f"oracle {task_id}: {reward} {outcome}")
-        task = web.tasks.get(f"web-{kind}-train-000")
-        reward, outcome, _ = await run_actions(env, web.reference_actions(task, "wrong"),
-                                               options={"task_id": task.id})
-        if reward != 0.0 or outcome is not Outcome.FAILURE:
-            failed.append(f"wrong {task.id}: {reward} {outcome}")
-        if shots:  # the page after the oracle's actions, before "done"
-            await run_actions(env, web.reference_actions(task)[:-1],
-                              options={"task_id": task.id, "screenshot": True})
-            reply = await _screenshot(web)
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            (Path(shots) / f"{kind}.png").write_bytes(reply)
-    assert failed == []
+    slots = asyncio.Semaphore(4)
+
+    async def check(index: int, kind: str) -> list[str]:
+        task_id = f"web-{kind}-{'train-000' if index % 2 else 'test-001'}"
+        async with slots:
+            env = make_async(ENV_ID)
+            try:
+                web, failed = env.unwrapped, []
+                task = web.tasks.get(task_id)
+                for agent, want in (("oracle", Outcome.SUCCESS), ("wrong", Outcome.FAILURE)):
+                    reward, outcome, _ = await run_actions(
+                        env, web.reference_actions(task, agent), options={"task_id": task_id})
+                    if outcome is not want or reward != float(want is Outcome.SUCCESS):
+                        failed.append(f"{agent} {task_id}: {reward} {outcome}")
+                if shots:  # the page after the oracle's actions, before "done"
+                    await run_actions(env, web.reference_actions(task)[:-1],
+                                      options={"task_id": task_id, "screenshot": True})
+                    Path(shots).mkdir(parents=True, exist_ok=True)
+                    (Path(shots) / f"{kind}.png").write_bytes(await _screenshot(web))
+                return failed
+            finally:
+                await env.aclose()
+
+    results = await asyncio.gather(*(check(i, kind) for i, kind in enumerate(KINDS)))
+    assert [line for failed in results for line in failed] == []
 
 
 async def _screenshot(web) -> bytes:
