@@ -29,7 +29,8 @@ def test_builtins_are_registered():
 def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     dist = tmp_path / "demo_toolgym_plugin-0.1.dist-info"
     dist.mkdir()
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-toolgym-plugin\nVersion: 0.1\n")
+    (dist / "METADATA").write_text(
+        "Metadata-Version: 2.1\nName: demo-toolgym-plugin\nVersion: 0.1\n")
     (dist / "entry_points.txt").write_text("[toolgym.envs]\ndemo = demo_plugin_mod:register_envs\n")
     (tmp_path / "demo_plugin_mod.py").write_text(
         "import gymnasium\n"

@@ -65,7 +65,8 @@ def test_gymnasium_make_episode_with_a_tool_call():
     try:
         obs, info = env.reset(options={"task_id": "HumanEval/0"})
         assert "has_close_elements" in obs and info["task_id"] == "HumanEval/0"
-        assert {t["function"]["name"] for t in info["tools"]} == {"python", "bash", "read_file", "write_file"}
+        tool_names = {t["function"]["name"] for t in info["tools"]}
+        assert tool_names == {"python", "bash", "read_file", "write_file"}
         obs, reward, terminated, truncated, info = env.step(
             '<tool_call>{"name": "python", "arguments": {"code": "x = 6 * 7"}}</tool_call>')
         obs, reward, terminated, truncated, info = env.step(
@@ -76,12 +77,15 @@ def test_gymnasium_make_episode_with_a_tool_call():
         env.close()
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(junk=st.one_of(
     st.text(max_size=60).map(lambda t: "<tool_call>" + t),
-    st.text(max_size=60).map(lambda t: '<tool_call>{"name": "python", "arguments": ' + t + "</tool_call>"),
+    st.text(max_size=60).map(
+        lambda t: '<tool_call>{"name": "python", "arguments": ' + t + "</tool_call>"),
     st.dictionaries(st.text(max_size=8), st.integers() | st.text(max_size=8), max_size=3).map(
-        lambda d: '<tool_call>{"name": "python", "arguments": ' + __import__("json").dumps(d) + "}</tool_call>"),
+        lambda d: ('<tool_call>{"name": "python", "arguments": '
+                   + __import__("json").dumps(d) + "}</tool_call>")),
     st.sampled_from(['<tool_call>{"name": "rm", "arguments": {}}</tool_call>',
                      '<tool_call>{"name": "python", "arguments": {"code": 5}}</tool_call>',
                      '<tool_call>["python"]</tool_call>', "</tool_call>"]),

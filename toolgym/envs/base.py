@@ -135,7 +135,8 @@ class ToolEnv(gymnasium.Env[str, str]):
         self.sandbox = await self._clean_sandbox()
         await self.setup(self.sandbox, self.task)
         prompt = self.task_prompt(self.task)
-        self.messages = [{"role": "system", "content": self.system_prompt}] if self.system_prompt else []
+        self.messages = (
+            [{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
         self.messages.append({"role": "user", "content": prompt})
         self._done = False
         return prompt, self._info(new=list(self.messages))
@@ -183,7 +184,8 @@ class ToolEnv(gymnasium.Env[str, str]):
         except (SandboxError, OSError) as exc:
             return self._end_infra(f"sandbox failed: {exc!r}")
 
-    async def _run_tools(self, parsed: ParsedCalls) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def _run_tools(
+            self, parsed: ParsedCalls) -> tuple[str, float, bool, bool, dict[str, Any]]:
         assert self.sandbox is not None
         if parsed.error is not None:
             outcomes = [ToolOutcome(None, str(parsed.error), parsed.status)]

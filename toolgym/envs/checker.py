@@ -50,7 +50,8 @@ class CheckReport:
         self.results.append(CheckResult(name, ok, detail))
 
 
-async def run_actions(env: Any, actions: list[str], **reset_kwargs: Any) -> tuple[float, Outcome | None, list[str]]:
+async def run_actions(env: Any, actions: list[str],
+                      **reset_kwargs: Any) -> tuple[float, Outcome | None, list[str]]:
     """Play scripted actions on an async env; return (reward, outcome, observations)."""
     obs, _ = await env.areset(**reset_kwargs)
     observations, reward, outcome = [obs], 0.0, None
@@ -101,7 +102,8 @@ def _gymnasium_check(env_id: str) -> tuple[bool, str]:
         env.close()
 
 
-async def _sync_async_agree(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+async def _sync_async_agree(env: Any, tool_env: ToolEnv, ids: list[str],
+                            seed: int) -> tuple[bool, str]:
     task = tool_env.tasks.get(ids[0])
     actions = tool_env.reference_actions(task)
     a = await run_actions(env, actions, options={"task_id": task.id})
@@ -124,7 +126,8 @@ async def _sync_async_agree(env: Any, tool_env: ToolEnv, ids: list[str], seed: i
     return (a[0], a[2]) == (reward, seen), f"async reward {a[0]}, sync reward {reward}"
 
 
-async def _seed_determinism(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+async def _seed_determinism(env: Any, tool_env: ToolEnv, ids: list[str],
+                            seed: int) -> tuple[bool, str]:
     first = await env.areset(seed=seed)
     second = await env.areset(seed=seed)
     other = await env.areset(seed=seed + 1)
@@ -132,18 +135,21 @@ async def _seed_determinism(env: Any, tool_env: ToolEnv, ids: list[str], seed: i
     return same, f"seed {seed} → {first[1]['task_id']}, seed {seed + 1} → {other[1]['task_id']}"
 
 
-async def _reset_isolation(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+async def _reset_isolation(env: Any, tool_env: ToolEnv, ids: list[str],
+                           seed: int) -> tuple[bool, str]:
     if "bash" not in tool_env.tools:
         return True, "no bash tool: nothing to leave behind"
     bash = lambda cmd: render_tool_call(ToolCall("bash", {"command": cmd}))  # noqa: E731
     await env.areset(options={"task_id": ids[0]})
-    await env.astep(bash("echo leak > /work/leak; echo leak > /tmp/leak; sleep 600 >/dev/null 2>&1 &"))
+    await env.astep(
+        bash("echo leak > /work/leak; echo leak > /tmp/leak; sleep 600 >/dev/null 2>&1 &"))
     await env.areset(options={"task_id": ids[0]})
     obs, *_ = await env.astep(bash("cat /work/leak /tmp/leak 2>&1; pgrep -fc 'sleep 600' || true"))
     return "leak\n" not in obs and obs.rstrip().endswith("0"), obs[-200:]
 
 
-async def _limit_is_observation(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+async def _limit_is_observation(env: Any, tool_env: ToolEnv, ids: list[str],
+                                seed: int) -> tuple[bool, str]:
     if "bash" not in tool_env.tools:
         return True, "no bash tool"
     await env.areset(options={"task_id": ids[0]})
@@ -164,11 +170,13 @@ async def _hack_probes(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -
     return not scored, "; ".join(scored) or "every probe scored 0"
 
 
-async def _oracle_and_wrong(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
+async def _oracle_and_wrong(env: Any, tool_env: ToolEnv, ids: list[str],
+                            seed: int) -> tuple[bool, str]:
     oracle = wrong = 0
     for task_id in ids:
         task = tool_env.tasks.get(task_id)
-        oracle += (await run_actions(env, tool_env.reference_actions(task), options={"task_id": task_id}))[0] > 0
+        oracle += (await run_actions(env, tool_env.reference_actions(task),
+                                     options={"task_id": task_id}))[0] > 0
         wrong += (await run_actions(env, tool_env.reference_actions(task, "wrong"),
                                     options={"task_id": task_id}))[0] > 0
     n = len(ids)
