@@ -122,7 +122,7 @@ def main() -> None:
     parser.add_argument("--run-dir", default="runs/demo")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--sft-steps", type=int, default=800)
-    parser.add_argument("--grpo-steps", type=int, default=30)
+    parser.add_argument("--grpo-steps", type=int, default=60)
     parser.add_argument("--grpo-lr", type=float, default=3e-4)
     parser.add_argument("--eval-tasks", type=int, default=600)
     args = parser.parse_args()
