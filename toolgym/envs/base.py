@@ -43,7 +43,45 @@ class Verifier(Protocol):
     async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score: ...
 
 
-class ToolEnv(gymnasium.Env[str, str]):
+class AsyncTextEnv(gymnasium.Env[str, str]):
+    """A text ``gymnasium.Env`` whose real methods are the async twins.
+
+    Subclasses implement ``areset``, ``astep`` and ``aclose`` and keep the
+    transcript in ``self.messages``; ``reset``, ``step``, ``close`` and
+    ``render`` are the thin blocking wrappers every toolgym env shares.
+    """
+
+    metadata = {"render_modes": ["ansi"]}
+    render_mode: str | None = None
+    messages: list[dict[str, Any]]
+
+    def seed_rng(self, seed: int | None) -> None:
+        """Seed ``self.np_random`` as ``gymnasium.Env.reset`` does. Call it from
+        ``areset``: ``super().reset`` would be the blocking twin below."""
+        gymnasium.Env.reset(self, seed=seed)
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Blocking twin of :meth:`areset`."""
+        return run_sync(self.areset(seed=seed, options=options))
+
+    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Blocking twin of :meth:`astep`."""
+        return run_sync(self.astep(action))
+
+    def close(self) -> None:
+        """Blocking twin of :meth:`aclose`."""
+        run_sync(self.aclose())
+
+    def render(self) -> str | None:
+        """The transcript so far as text (render_mode "ansi")."""
+        if self.render_mode != "ansi":
+            return None
+        return "\n\n".join(f"[{m['role']}] {m['content']}" for m in self.messages)
+
+
+class ToolEnv(AsyncTextEnv):
     """A text environment with tools, a sandbox per episode and a verifiable reward.
 
     Subclasses choose the tasks, tools and verifier, and may override
@@ -53,8 +91,6 @@ class ToolEnv(gymnasium.Env[str, str]):
         >>> env = gymnasium.make("toolgym/HumanEval-v0")  # doctest: +SKIP
         >>> obs, info = env.reset(seed=0)                 # doctest: +SKIP
     """
-
-    metadata = {"render_modes": ["ansi"]}
 
     def __init__(
         self,
@@ -127,7 +163,7 @@ class ToolEnv(gymnasium.Env[str, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Start an episode on a clean sandbox: ``options={"task_id": …}`` or a seeded draw."""
-        super().reset(seed=seed)
+        self.seed_rng(seed)
         options = options or {}
         self.task = self._pick_task(options)
         self.turn = 0
@@ -251,24 +287,3 @@ class ToolEnv(gymnasium.Env[str, str]):
             await self.pool.release(sandbox, recycle=self._suspect)
         else:
             await sandbox.aclose()
-
-    # ------------------------------------------------------------ sync twins
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
-        """Blocking twin of :meth:`areset`."""
-        return run_sync(self.areset(seed=seed, options=options))
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Blocking twin of :meth:`astep`."""
-        return run_sync(self.astep(action))
-
-    def close(self) -> None:
-        """Blocking twin of :meth:`aclose`."""
-        run_sync(self.aclose())
-
-    def render(self) -> str | None:
-        """The transcript so far as text (render_mode "ansi")."""
-        if self.render_mode != "ansi":
-            return None
-        return "\n\n".join(f"[{m['role']}] {m['content']}" for m in self.messages)

@@ -38,9 +38,7 @@ import re
 from collections import Counter
 from typing import Any
 
-import gymnasium
-
-from toolgym._sync import run_sync
+from toolgym.envs.base import AsyncTextEnv
 from toolgym.envs.keychain.demos import oracle_actions, wrong_actions
 from toolgym.envs.keychain.tasks import answer_of, keychain_tasks, lookup
 from toolgym.envs.outcome import Outcome
@@ -79,7 +77,7 @@ def get_tool() -> GetTool:
     return GetTool()
 
 
-class KeyChainEnv(gymnasium.Env[str, str]):
+class KeyChainEnv(AsyncTextEnv):
     """Follow the key chain with ``get``, answer the digit (see the module docstring).
 
     Args:
@@ -124,7 +122,7 @@ class KeyChainEnv(gymnasium.Env[str, str]):
     async def areset(self, *, seed: int | None = None,
                      options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
         """Start an episode: ``options={"task_id": ...}`` or a seeded draw."""
-        super().reset(seed=seed)
+        self.seed_rng(seed)
         options = options or {}
         ids = self.tasks.ids()
         task_id = options.get("task_id", ids[int(self.np_random.integers(len(ids)))])
@@ -181,23 +179,3 @@ class KeyChainEnv(gymnasium.Env[str, str]):
     async def aclose(self) -> None:
         """Nothing to release; safe to call twice."""
         self._done = True
-
-    # ------------------------------------------------------------ sync twins
-    def reset(self, *, seed: int | None = None,
-              options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-        """Blocking twin of :meth:`areset`."""
-        return run_sync(self.areset(seed=seed, options=options))
-
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Blocking twin of :meth:`astep`."""
-        return run_sync(self.astep(action))
-
-    def close(self) -> None:
-        """Blocking twin of :meth:`aclose`."""
-        run_sync(self.aclose())
-
-    def render(self) -> str | None:
-        """The transcript so far as text (render_mode "ansi")."""
-        if self.render_mode != "ansi":
-            return None
-        return "\n\n".join(f"[{m['role']}] {m['content']}" for m in self.messages)
