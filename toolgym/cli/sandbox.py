@@ -119,19 +119,9 @@ def bench(
     from toolgym.sandbox import bench as measure
     from toolgym.sandbox.docker import SandboxSpec
 
-    async def run() -> None:
-        spec = SandboxSpec(image=image)
-        timings = await measure.exec_latencies(spec, n=n, n_baseline=max(10, n // 5))
-        timings += await measure.start_latencies(spec)
-        console.print(measure.format_table(timings), soft_wrap=True)
-        for line in measure.speedups(timings):
-            console.print(line)
-        if concurrent:
-            conc = await measure.concurrency(spec, concurrent)
-            console.print(f"{conc.sandboxes} sandboxes at once: {conc.errors} errors, started in "
-                          f"{conc.start_s:.1f} s, one exec in each in {conc.exec_wall_s:.2f} s")
-
     try:
-        asyncio.run(run())
+        lines = asyncio.run(measure.report(SandboxSpec(image=image), n, concurrent))
     except ToolgymError as exc:
         raise fail(exc) from None
+    for line in lines:
+        console.print(line, soft_wrap=True)

@@ -120,3 +120,16 @@ def format_table(timings: list[Timing]) -> str:
     rows = ["| operation | p50 ms | p95 ms | n |", "|---|---:|---:|---:|"]
     rows += [f"| {t.name} | {t.p50_ms:.2f} | {t.p95_ms:.2f} | {t.n} |" for t in timings]
     return "\n".join(rows)
+
+
+async def report(spec: SandboxSpec, n: int = 200, concurrent: int = 64) -> list[str]:
+    """Everything ``toolgym sandbox bench`` and ``benchmarks/sandbox.py`` print, as lines:
+    the timing table, the speed-ups, then ``concurrent`` sandboxes at once (0 skips it)."""
+    timings = await exec_latencies(spec, n=n, n_baseline=max(10, n // 5))
+    timings += await start_latencies(spec)
+    lines = [format_table(timings), *speedups(timings)]
+    if concurrent:
+        conc = await concurrency(spec, concurrent)
+        lines.append(f"{conc.sandboxes} sandboxes at once: {conc.errors} errors, started in "
+                     f"{conc.start_s:.1f} s, one exec in each in {conc.exec_wall_s:.2f} s")
+    return lines
