@@ -45,3 +45,15 @@ def test_entry_point_plugins_are_loaded(tmp_path, monkeypatch):
     finally:
         gymnasium.registry.pop("demo/Echo-v0", None)
         sys.modules.pop("demo_plugin_mod", None)
+
+
+def test_reference_actions_pick_the_oracle_or_wrong_script_and_refuse_other_kinds():
+    from toolgym.envs.calc.demos import oracle_actions, wrong_actions
+
+    env = gymnasium.make("toolgym/Calculator-v0", split="train").unwrapped
+    task = env.tasks.get(env.tasks.ids()[0])
+    assert env.reference_actions(task) == oracle_actions(task)
+    assert env.reference_actions(task, "wrong") == wrong_actions(task)
+    with pytest.raises(ValueError, match="unknown reference kind 'oracel'"):
+        env.reference_actions(task, "oracel")
+    env.close()

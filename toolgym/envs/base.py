@@ -145,13 +145,29 @@ class ToolEnv(AsyncTextEnv):
     def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
         """Scripted assistant messages for ``task``, used by reference agents and ``check-env``.
 
+        Envs supply the two scripts by overriding :meth:`oracle_actions` and
+        :meth:`wrong_actions`; this picks one.
+
         Args:
             kind: ``"oracle"`` (solves the task, using a tool where it helps) or
                 ``"wrong"`` (a plausible answer that must score 0).
 
         Raises:
+            ValueError: ``kind`` is neither.
             NotImplementedError: this env ships no reference agents.
         """
+        if kind == "oracle":
+            return self.oracle_actions(task)
+        if kind == "wrong":
+            return self.wrong_actions(task)
+        raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
+
+    def oracle_actions(self, task: Task) -> list[str]:
+        """Messages that solve ``task``. Default: none shipped."""
+        raise NotImplementedError(f"{type(self).__name__} has no reference actions")
+
+    def wrong_actions(self, task: Task) -> list[str]:
+        """Plausible messages for ``task`` that must score 0. Default: none shipped."""
         raise NotImplementedError(f"{type(self).__name__} has no reference actions")
 
     def hack_probes(self, task: Task) -> dict[str, list[str]]:

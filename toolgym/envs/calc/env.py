@@ -74,13 +74,13 @@ class CalculatorEnv(ToolEnv):
             render_mode=render_mode,
         )
 
-    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
-        """Oracle: ``calc`` each step, then the exact value. Wrong: off by one, no tool."""
-        if kind == "wrong":
-            return wrong_actions(task)
-        if kind != "oracle":
-            raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
+    def oracle_actions(self, task: Task) -> list[str]:
+        """``calc`` each step, then the exact value."""
         return oracle_actions(task)
+
+    def wrong_actions(self, task: Task) -> list[str]:
+        """Off by one, no tool."""
+        return wrong_actions(task)
 
     def hack_probes(self, task: Task) -> dict[str, list[str]]:
         """Ways to score without the right last number; each must score 0.

@@ -54,11 +54,12 @@ class CodeEnv(ToolEnv):
         )
 
 
-    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
-        """Oracle: define the reference in the python tool, then submit it. Wrong: an
-        off-by-one program."""
-        if kind == "wrong":
-            return [_submit(wrong_solution(task))]
+    def wrong_actions(self, task: Task) -> list[str]:
+        """An off-by-one program, submitted."""
+        return [_submit(wrong_solution(task))]
+
+    def oracle_actions(self, task: Task) -> list[str]:
+        """Define the reference in the python tool, then submit it."""
         program = task.data["reference_program"]
         try_it = render_tool_call(ToolCall("python", {"code": program}))
         return [f"Let me define it first.\n{try_it}", _submit(program)]

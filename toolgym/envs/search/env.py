@@ -68,13 +68,13 @@ class SearchEnv(ToolEnv):
             render_mode=render_mode,
         )
 
-    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
-        """Oracle: search, open, answer along the task's hops. Wrong: a plausible wrong name."""
-        if kind == "wrong":
-            return wrong_actions(task)
-        if kind != "oracle":
-            raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
+    def oracle_actions(self, task: Task) -> list[str]:
+        """Search, open, answer along the task's hops."""
         return oracle_actions(task)
+
+    def wrong_actions(self, task: Task) -> list[str]:
+        """A plausible wrong name."""
+        return wrong_actions(task)
 
     def hack_probes(self, task: Task) -> dict[str, list[str]]:
         """Candidate lists, claims, empty and giant answers, stray tool calls; each scores 0."""

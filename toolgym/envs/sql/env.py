@@ -93,16 +93,15 @@ class SQLEnv(ToolEnv):
             raise RuntimeError("no task: call reset() first")
         return str(self.task.data["db"])
 
-    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
-        """Oracle: look at the schema, run the gold query, answer it. Wrong: the template's
-        plausible wrong query, run and answered."""
-        if kind == "oracle":
-            sql = task.data["gold"]
-            return [call("schema"), call("sql", query=sql), answer(sql)]
-        if kind == "wrong":
-            sql = task.data["wrong"]
-            return [call("sql", query=sql), answer(sql)]
-        raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
+    def oracle_actions(self, task: Task) -> list[str]:
+        """Look at the schema, run the gold query, answer it."""
+        sql = task.data["gold"]
+        return [call("schema"), call("sql", query=sql), answer(sql)]
+
+    def wrong_actions(self, task: Task) -> list[str]:
+        """The template's plausible wrong query, run and answered."""
+        sql = task.data["wrong"]
+        return [call("sql", query=sql), answer(sql)]
 
     def hack_probes(self, task: Task) -> dict[str, list[str]]:
         """Ways to score without a right query; each must score 0.

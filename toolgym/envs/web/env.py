@@ -132,11 +132,13 @@ class WebEnv(ToolEnv):
             reply = await driver.request(self.sandbox, {"op": "screenshot"})
             info["screenshot"] = base64.b64decode(reply["png"])
 
-    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]:
-        """Oracle: the kind's scripted solution, then "done". Wrong: a near miss, then "done"."""
-        if kind not in ("oracle", "wrong"):
-            raise ValueError(f"unknown reference kind {kind!r}; use 'oracle' or 'wrong'")
-        return [*render(task.data[kind]), "done"]
+    def oracle_actions(self, task: Task) -> list[str]:
+        """The kind's scripted solution, then "done"."""
+        return [*render(task.data["oracle"]), "done"]
+
+    def wrong_actions(self, task: Task) -> list[str]:
+        """A near miss, then "done"."""
+        return [*render(task.data["wrong"]), "done"]
 
     def hack_probes(self, task: Task) -> dict[str, list[str]]:
         """Ways to claim success without doing the task; each must score 0."""
