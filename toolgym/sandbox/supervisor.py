@@ -56,9 +56,10 @@ class _Groups:
         return proc
 
     def kill_all(self):
-        for pgid in list(self.pgids):
-            _kill_group(pgid)
+        """Kill every group; return how many still had a live process."""
+        alive = sum(_kill_group(pgid) for pgid in self.pgids)
         self.pgids.clear()
+        return alive
 
 
 SPAWNED_GROUPS = _Groups()
@@ -68,7 +69,8 @@ def _kill_group(pid):
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
-        pass
+        return False
+    return True
 
 
 def run_command(req):
@@ -219,8 +221,10 @@ def reset(req):
     also those that left their process group; without it only the process
     groups this supervisor started.
     """
-    SPAWNED_GROUPS.kill_all()
-    killed = _kill_own_processes() if req.get("sweep_uid", True) else 0
+    # A child that was still inside its command's group when the group died
+    # counts too: whether it had reached its own setsid() yet is a race.
+    killed = SPAWNED_GROUPS.kill_all()
+    killed += _kill_own_processes() if req.get("sweep_uid", True) else 0
     for d in req.get("wipe", []):
         for name in os.listdir(d):
             p = os.path.join(d, name)
