@@ -82,6 +82,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("turn_return", TurnLevelConfig, TurnLevelTrainer, (("turn_estimator", "turn_return"),)),
     Method("turn_gae", TurnLevelConfig, TurnLevelTrainer, (("turn_estimator", "turn_gae"),)),
     Method("archer", ArCHerConfig, TurnLevelTrainer),
+    Method("vine", TurnLevelConfig, TurnLevelTrainer,
+           (("turn_estimator", "vine"), ("vine_samples", 1))),
 )}
 
 
@@ -160,8 +162,8 @@ def run_one(method: Method, seed: int, *, model_dir: Path, out: Path, budget: Bu
     history = method.trainer_class(config, echo=None).train()
     seconds = time.perf_counter() - t0
     steps, total = [], 0.0
-    for h in history:
-        total += h["episodes"] * h["turns_mean"]
+    for h in history:  # VinePPO's continuations are env steps too (replayed turns included)
+        total += h["episodes"] * h["turns_mean"] + h.get("vine_env_steps", 0.0)
         steps.append(total)
     return Run(method.name, seed, steps, [h["success_rate"] for h in history], seconds)
 
@@ -272,9 +274,28 @@ def report(by_method: dict[str, list[Run]], out: Path, *, budget: Budget, window
     echo(f"plot: {plot(by_method, out / 'curves.png', window, title)}")
 
 
-def replot(out: Path) -> None:
-    """Table and plot again from ``out/results.json`` (e.g. of a run that was cut short)."""
-    data = json.loads((out / "results.json").read_text())
+def replot(out: Path, merge: Sequence[Path] = ()) -> None:
+    """Table and plot again from ``out/results.json`` (e.g. of a run that was cut short).
+
+    ``merge``: other benchmark directories whose runs join these (the same
+    budget and warm start, run at another time); ``out/results.json`` is
+    rewritten with all of them.
+    """
+    path = out / "results.json"
+    data = json.loads(path.read_text()) if path.exists() else None
+    for other in merge:
+        more = json.loads((other / "results.json").read_text())
+        if data is None:
+            data = more
+            continue
+        if (more["budget"], more["sft_steps"]) != (data["budget"], data["sft_steps"]):
+            raise SystemExit(f"{other}: another budget or warm start than {out}; not merged")
+        data["runs"] += more["runs"]
+    if data is None:
+        raise SystemExit(f"no {path} and nothing to merge")
+    if merge:
+        out.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(data, indent=1))
     by_method: dict[str, list[Run]] = {}
     for r in data["runs"]:
         by_method.setdefault(r["method"], []).append(Run(**r))
@@ -298,9 +319,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--window", type=int, default=3, help="smoothing / final-success window")
     p.add_argument("--replot", action="store_true",
                    help="only rewrite table.md and curves.png from OUT/results.json")
+    p.add_argument("--merge", nargs="+", type=Path, default=[], metavar="DIR",
+                   help="with --replot: add the runs of these benchmark directories")
     args = p.parse_args(argv)
     if args.replot:
-        replot(args.out)
+        replot(args.out, args.merge)
         return
     budget = replace(defaults, steps=args.steps, groups=args.groups,
                      group_size=args.group_size, lr=args.lr)

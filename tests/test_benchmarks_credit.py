@@ -41,17 +41,24 @@ def test_table_reports_every_method_against_grpos_final(bench):
     assert "| gigpo | 0.800 ± 0.000 | 10 | 20 | 2 |" in md
 
 
-def test_entry_point_runs_end_to_end_on_a_tiny_budget(bench, tmp_path: Path):
-    bench.main(["--out", str(tmp_path), "--methods", "grpo", "gigpo", "archer",
-                "--seeds", "0", "1", "--steps", "2", "--groups", "2", "--group-size", "2",
-                "--sft-steps", "3", "--demos", "16", "--window", "1"])
-    results = json.loads((tmp_path / "results.json").read_text())
+def test_entry_point_runs_end_to_end_on_a_tiny_budget_and_merges_runs(bench, tmp_path: Path):
+    tiny = ["--seeds", "0", "1", "--steps", "2", "--groups", "2", "--group-size", "2",
+            "--sft-steps", "3", "--demos", "16", "--window", "1"]
+    bench.main(["--out", str(tmp_path / "a"), "--methods", "grpo", "gigpo", "vine", *tiny])
+    bench.main(["--out", str(tmp_path / "b"), "--methods", "archer", *tiny])
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert sorted({(r["method"], r["seed"]) for r in results["runs"]}) == [
-        (m, s) for m in ("archer", "gigpo", "grpo") for s in (0, 1)]
+        (m, s) for m in ("gigpo", "grpo", "vine") for s in (0, 1)]
     assert all(len(r["success"]) == 2 and r["env_steps"][-1] >= 8 for r in results["runs"])
-    assert (tmp_path / "curves.png").stat().st_size > 5_000
-    table = (tmp_path / "table.md").read_text()
+    steps = {r["method"]: r["env_steps"][-1] for r in results["runs"] if r["seed"] == 0}
+    assert steps["vine"] > steps["grpo"]  # the continuations are counted as env steps
+    assert (tmp_path / "a" / "curves.png").stat().st_size > 5_000
+    table = (tmp_path / "a" / "table.md").read_text()
     assert table.count("\n") == 5
-    (tmp_path / "table.md").unlink()
-    bench.main(["--out", str(tmp_path), "--replot"])  # from results.json alone
-    assert (tmp_path / "table.md").read_text() == table
+    (tmp_path / "a" / "table.md").unlink()
+    bench.main(["--out", str(tmp_path / "a"), "--replot"])  # from results.json alone
+    assert (tmp_path / "a" / "table.md").read_text() == table
+    bench.main(["--out", str(tmp_path / "all"), "--replot", "--merge", str(tmp_path / "a"),
+                str(tmp_path / "b")])
+    merged = (tmp_path / "all" / "table.md").read_text()
+    assert merged.count("\n") == 6 and "| archer |" in merged and "| vine |" in merged

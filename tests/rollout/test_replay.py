@@ -1,34 +1,60 @@
-"""Replay of recorded actions restores the env at a turn boundary, or says it cannot."""
+"""Continuations: recorded turns replay, then the agent carries on; or replay says it cannot."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.trainers.toy_env import DigitsEnv
-from toolgym._sync import run_sync
+from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.errors import ReplayDiverged
-from toolgym.rollout.replay import replay_to_turn
+from toolgym.rollout.episode import run_episode
+from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory, Turn
 
 
-def recorded(observation: str = "again") -> Trajectory:
-    turns = [Turn("12ab", observation=observation), Turn("9999", observation="")]
-    return Trajectory("toytest/Digits-v0", "t1", turns, final_reward=1.0, seed=3)
+class Says(AgentBase):
+    """Always answers ``text``; counts its calls."""
+
+    def __init__(self, text: str) -> None:
+        self.text, self.calls = text, 0
+
+    async def act(self, conversation: Conversation) -> AgentTurn:
+        self.calls += 1
+        return AgentTurn(self.text, token_ids=[1], logprobs=[0.0])
 
 
-def test_replay_reaches_the_boundary_and_the_episode_continues_from_there() -> None:
-    env = DigitsEnv(turns=2)
-    obs, info = run_sync(replay_to_turn(env, recorded(), 1))
-    assert (obs, env.turn, info["task_id"]) == ("again", 1, "t1")
-    _, reward, terminated, _, _ = run_sync(env.astep("9999"))  # the continuation
-    assert terminated and reward == 1.0
-    obs, _ = run_sync(replay_to_turn(env, recorded(), 0))
-    assert obs == "n1" and env.turn == 0
+def recorded(observation: str = "again", turns: int = 2) -> Trajectory:
+    steps = [Turn("12ab", [5, 6], [-0.5, -0.25], observation=observation),
+             Turn("9999", observation="")][:turns]
+    return Trajectory("toytest/Digits-v0", "t1", steps, final_reward=1.0, seed=3)
 
 
-def test_a_different_observation_is_reported_not_used() -> None:
+async def test_the_recorded_turns_are_replayed_then_the_agent_continues() -> None:
+    agent = Says("77xx")
+    rec = recorded()
+    cont = await run_episode(DigitsEnv(turns=2), PrefixAgent(agent, rec.turns[:1]),
+                             task_id=rec.task_id, seed=rec.seed)
+    check_prefix(cont, rec, 1)
+    assert [t.action_text for t in cont.turns] == ["12ab", "77xx"] and agent.calls == 1
+    assert cont.turns[0].action_logprobs == [-0.5, -0.25]  # the recorded ids, verbatim
+    assert cont.final_reward == 0.5  # the continuation's own outcome, not the recorded one
+    from_start = await run_episode(DigitsEnv(turns=2), PrefixAgent(agent, []), task_id="t1")
+    check_prefix(from_start, rec, 0)
+    assert [t.action_text for t in from_start.turns] == ["77xx", "77xx"]
+
+
+async def test_a_different_observation_is_reported_not_used() -> None:
+    rec = recorded("something else")
+    cont = await run_episode(DigitsEnv(turns=2), PrefixAgent(Says("1"), rec.turns[:1]),
+                             task_id=rec.task_id, seed=rec.seed)
     with pytest.raises(ReplayDiverged, match="diverged at turn 0") as err:
-        run_sync(replay_to_turn(DigitsEnv(turns=2), recorded("something else"), 1))
+        check_prefix(cont, rec, 1)
     assert err.value.got == "again"
-    with pytest.raises(ValueError, match="turn must be in"):
-        run_sync(replay_to_turn(DigitsEnv(turns=2), recorded(), 2))
+
+
+async def test_an_episode_that_ends_before_the_boundary_is_reported() -> None:
+    rec = recorded("")  # recorded on a two-turn env, replayed on a one-turn one
+    cont = await run_episode(DigitsEnv(turns=1), PrefixAgent(Says("1"), rec.turns[:1]),
+                             task_id=rec.task_id, seed=rec.seed)
+    with pytest.raises(ReplayDiverged, match="<episode ended>"):
+        check_prefix(cont, rec, 1)

@@ -27,6 +27,7 @@ from toolgym.trainers.turn_advantages import (
     turn_gae,
     turn_return_advantages,
     vine_advantages,
+    vine_values,
 )
 from toolgym.trainers.turn_batch import state_key, turn_contexts, turn_rewards, turn_tensors
 
@@ -149,6 +150,18 @@ def test_mc_values_mean_and_standard_error_by_hand() -> None:
                                torch.tensor([[[True] * 4, [True, True, False, False]]]))
     assert_close(values, t([[0.5, 2.0]]))
     assert_close(stderr, t([[(1 / 3 / 4) ** 0.5, 0.0]]))
+
+
+def test_vine_values_group_for_the_first_turn_mc_mean_after_own_return_without_samples() -> None:
+    returns = t([[1.0, 0.5], [0.0, 0.0], [3.0, 2.0]])
+    mask = torch.tensor([[True, True], [True, True], [True, False]])
+    conts = t([[[9, 9], [1, 0]], [[9, 9], [7, 7]], [[4, 6], [0, 0]]])
+    valid = torch.tensor([[[True, True], [True, True]], [[False, False], [False, False]],
+                          [[True, True], [False, False]]])
+    values = vine_values(conts, valid, returns, mask, torch.tensor([0, 0, 1]))
+    # rows 0, 1 share a group: V(s_0) is the other's return; row 2 is alone: its MC mean.
+    # Row 1's second boundary has no valid continuation: its own return-to-go.
+    assert_close(values, t([[0.0, 0.5], [1.0, 0.0], [5.0, 0.0]]))
 
 
 def test_turn_rewards_count_the_outcome_once_and_state_keys_are_stable() -> None:
@@ -310,6 +323,27 @@ def test_vine_mc_values_estimate_v_and_their_advantages_q_minus_v() -> None:
     for cell, (mean, se, n) in cell_means(values, states, eps.mask).items():
         if n >= 30:
             assert abs(mean - v_truth[cell]) < Z * se + 1e-9, (cell, mean, v_truth[cell])
+    adv = vine_advantages(eps.rewards, values, eps.mask, gamma=0.9,
+                          terminated=torch.ones(b, dtype=torch.bool))
+    assert _check(adv, eps, _advantage_truth(mdp)) >= 10
+    _zero_mean_per_state(adv, eps)
+
+
+def test_vine_with_the_group_as_first_boundary_is_unbiased_for_q_minus_v() -> None:
+    """What the trainer runs: continuations from turns 1 and 2, V(s_0) from the group."""
+    mdp = Chain(gamma=0.9)
+    eps = mdp.sample(groups=500, group_size=4, seed=7)
+    gen = torch.Generator().manual_seed(8)
+    b, m = len(eps.rewards), 2
+    conts = torch.zeros((b, HORIZON, m), dtype=F64)
+    valid = torch.zeros(conts.shape, dtype=torch.bool)
+    for k in range(1, HORIZON):
+        cont = mdp.simulate(torch.full((b * m,), k, dtype=torch.long),
+                            eps.states[:, k].repeat_interleave(m), gen)
+        conts[:, k] = discounted_returns(cont.rewards, cont.mask, gamma=0.9)[:, k].view(b, m)
+        valid[:, k] = True
+    returns = discounted_returns(eps.rewards, eps.mask, gamma=0.9)
+    values = vine_values(conts, valid, returns, eps.mask, eps.group_ids)
     adv = vine_advantages(eps.rewards, values, eps.mask, gamma=0.9,
                           terminated=torch.ones(b, dtype=torch.bool))
     assert _check(adv, eps, _advantage_truth(mdp)) >= 10

@@ -12,11 +12,14 @@ import yaml
 from typer.testing import CliRunner
 
 from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups
+from toolgym._sync import run_sync
 from toolgym.cli.train import app
 from toolgym.errors import ConfigError
+from toolgym.rollout.trajectory import Trajectory, read_jsonl
 from toolgym.trainers.checkpoint import latest_checkpoint
 from toolgym.trainers.config import from_dict, to_dict
 from toolgym.trainers.metrics import read_metrics
+from toolgym.trainers.turn_batch import turn_contexts
 from toolgym.trainers.turn_level import ArCHerConfig, TurnLevelConfig, TurnLevelTrainer
 
 
@@ -117,3 +120,46 @@ def test_cli_selects_archer_and_prints_the_critic_section(tiny_dir: Path, tmp_pa
     result = CliRunner().invoke(app, ["train", str(path), "--set", "critic.tau=0.2", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "turn_estimator: archer" in result.output and "tau: 0.2" in result.output
+
+
+def test_vine_continuation_starts_from_the_exact_token_prefix(tiny_dir: Path,
+                                                              tmp_path: Path) -> None:
+    cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="vine",
+                      rollout={"env_kwargs": {"turns": 3}})
+    trainer = TurnLevelTrainer(cfg, echo=None)
+
+    async def episode_and_continuation() -> tuple[Trajectory, Trajectory | None]:
+        try:
+            original = await trainer.source.episode("t1", seed=5, group_id="g")
+            return original, await trainer.source.continuation(original, 2)
+        finally:
+            await trainer.source.aclose()
+            await trainer.agent.aclose()
+
+    original, cont = run_sync(episode_and_continuation())
+    assert cont is not None and len(cont.turns) == 3
+    # the contexts before turns 0, 1 and 2 are the same ids: replay rebuilt the token prefix
+    assert turn_contexts(cont)[:3] == turn_contexts(original)[:3]
+    assert [t.action_ids for t in cont.turns[:2]] == [t.action_ids for t in original.turns[:2]]
+    assert trainer.source.stats["continuations"] == 1 and trainer.source.stats["episodes"] == 1
+
+
+def test_vine_samples_continuations_per_boundary_and_trains_on_their_values(
+        tiny_dir: Path, tmp_path: Path) -> None:
+    cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="vine", vine_samples=2,
+                      total_steps=1, export_final=False, rollout={"env_kwargs": {"turns": 2}})
+    history = TurnLevelTrainer(cfg, echo=None).train()
+    m = history[0]
+    kept = m["batch_trajectories"]
+    # groups of 4: the first boundary's value comes from the group, the second from 2 samples
+    assert m["vine_continuations"] == kept * 2 and m["vine_dropped"] == 0
+    assert m["vine_env_steps"] == kept * 2 * 2  # each continuation replays one turn, samples one
+    trajs = read_jsonl(tmp_path / "run" / "trajectories.jsonl")
+    assert all([len(r) for r in t.info["vine_returns"]] == [0, 2] for t in trajs)
+    assert m["turn_adv_abs_mean"] > 0 and m["loss"] == m["loss"]
+
+
+def test_vine_needs_a_source_that_can_continue_episodes(tiny_dir: Path, tmp_path: Path) -> None:
+    cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="vine", total_steps=1)
+    with pytest.raises(ConfigError, match="continuation"):
+        TurnLevelTrainer(cfg, source=ReplaySource([]), echo=None)

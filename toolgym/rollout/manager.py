@@ -26,8 +26,9 @@ from typing import Any
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.registration import make_async
-from toolgym.errors import ConfigError
+from toolgym.errors import ConfigError, ReplayDiverged
 from toolgym.rollout.episode import run_episode
+from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
 
@@ -136,6 +137,42 @@ class RolloutManager:
         Returns:
             The trajectory, or None when it was dropped (timeout, repeated infra errors).
         """
+        traj = await self._run(lambda: self.agent, task_id, seed=seed, group_id=group_id)
+        if traj is not None:
+            self._count(traj)
+        return traj
+
+    async def continuation(self, trajectory: Trajectory, turn: int) -> Trajectory | None:
+        """Continue ``trajectory`` from the boundary before its turn ``turn`` (VinePPO).
+
+        The env is reset with the episode's seed and task, the recorded turns
+        ``0 .. turn-1`` are replayed (:class:`~toolgym.rollout.replay.PrefixAgent`),
+        and the agent samples from there on. Continuations are counted apart
+        (``continuations``, ``continuation_env_steps``, ``replay_diverged``),
+        never as training episodes.
+
+        Returns:
+            The whole episode (replayed turns included), or None when it was
+            dropped or the replay diverged.
+        """
+        traj = await self._run(lambda: PrefixAgent(self.agent, trajectory.turns[:turn]),
+                               trajectory.task_id, seed=trajectory.seed,
+                               group_id=trajectory.group_id)
+        if traj is None:
+            return None
+        try:
+            check_prefix(traj, trajectory, turn)
+        except ReplayDiverged as exc:
+            log.warning("%s", exc)
+            self.stats["replay_diverged"] += 1
+            return None
+        self.stats["continuations"] += 1
+        self.stats["continuation_env_steps"] += len(traj.turns)
+        return traj
+
+    async def _run(self, make_agent: Callable[[], Agent], task_id: str, *, seed: int | None,
+                   group_id: str | None) -> Trajectory | None:
+        """One episode with a fresh env (and a fresh agent from ``make_agent`` per attempt)."""
         if not self._pool_checked:
             await self._ensure_pool()
         for attempt in range(self.config.max_infra_retries + 1):
@@ -143,7 +180,7 @@ class RolloutManager:
                 env = self._make_env()
                 try:
                     traj = await asyncio.wait_for(
-                        run_episode(env, self.agent, chat=self.chat, task_id=task_id, seed=seed,
+                        run_episode(env, make_agent(), chat=self.chat, task_id=task_id, seed=seed,
                                     group_id=group_id, policy_version=self.policy_version),
                         self.config.episode_timeout_s)
                 except TimeoutError:
@@ -156,7 +193,6 @@ class RolloutManager:
                 finally:
                     await asyncio.shield(env.aclose())
             if traj.outcome != "infra_error":
-                self._count(traj)
                 return traj
             retrying = attempt < self.config.max_infra_retries
             self.stats["infra_retries" if retrying else "infra_dropped"] += 1

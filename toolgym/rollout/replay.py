@@ -1,4 +1,4 @@
-"""Deterministic replay: the env's state at a turn boundary of a recorded episode.
+"""Deterministic replay: continue a recorded episode from one of its turn boundaries.
 
 VinePPO estimates ``V(s_k)`` by sampling continuations from each turn
 boundary ``s_k`` of an episode. For a text-only task the state is the token
@@ -8,51 +8,80 @@ pages opened), and that has to be restored before a continuation can start.
 Two ways to get it back: snapshot the sandbox at every boundary
 (``docker commit`` takes seconds and leaves an image layer, for every turn of
 every episode) or *replay*: reset the env with the episode's seed and task
-and send its recorded actions again. For deterministic tools replay costs
-what the original tool calls cost (milliseconds for a calculator or SQLite),
-needs nothing from the sandbox layer, and runs on any sandbox backend.
-Replay checks every observation against the recorded one and raises
-:class:`~toolgym.errors.ReplayDiverged` at the first difference, so a
-non-deterministic tool is reported, never silently used from a wrong state.
+and send its recorded actions again. toolgym replays. For deterministic tools
+replay costs what the original tool calls cost (microseconds for KeyChain,
+milliseconds for a calculator or SQLite), needs nothing from the sandbox
+layer, runs on any sandbox backend, and rebuilds the *token* prefix too: the
+recorded action ids go through the same incremental prompt, so the
+continuation's context is exactly the ids the policy saw.
+
+A continuation is an ordinary :func:`~toolgym.rollout.episode.run_episode`
+with a :class:`PrefixAgent`, which answers the first ``k`` turns with the
+recorded ones and hands over to the policy after that.
+:func:`check_prefix` then compares the replayed observations with the
+recorded ones and raises :class:`~toolgym.errors.ReplayDiverged` at the first
+difference, so a non-deterministic tool is reported, never silently used
+from a wrong state.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
+from toolgym.agents.base import Agent, AgentTurn, Conversation
 from toolgym.errors import ReplayDiverged
-from toolgym.rollout.trajectory import Trajectory
+from toolgym.rollout.trajectory import Trajectory, Turn
 
-__all__ = ["replay_to_turn"]
+__all__ = ["PrefixAgent", "check_prefix"]
 
 
-async def replay_to_turn(env: Any, trajectory: Trajectory, turn: int) -> tuple[str, dict[str, Any]]:
-    """Reset ``env`` as the episode was reset and replay its first ``turn`` actions.
-
-    Afterwards the env is at the boundary before turn ``turn``: the next
-    ``astep`` continues the episode from there.
+class PrefixAgent:
+    """Answers with the recorded ``turns`` first, then lets ``agent`` continue.
 
     Args:
-        env: An async env (``areset``/``astep``), e.g. from ``make_async``.
-        trajectory: The recorded episode (its ``seed``, ``task_id`` and actions).
-        turn: Boundary to stop at, ``0 <= turn < len(trajectory.turns)``.
+        agent: The policy that samples from the boundary on.
+        turns: The recorded turns to replay (their text, exact ids and logprobs).
 
-    Returns:
-        ``(observation, info)`` at the boundary, as the env returned them.
+    Example:
+        >>> from toolgym._sync import run_sync
+        >>> agent = PrefixAgent(None, [Turn("get a", [7])])
+        >>> run_sync(agent.act(Conversation([]))).token_ids
+        [7]
+    """
+
+    def __init__(self, agent: Agent | None, turns: Sequence[Turn]) -> None:
+        self.agent, self.turns = agent, list(turns)
+        self.replayed = 0
+
+    async def act(self, conversation: Conversation) -> AgentTurn:
+        if self.replayed < len(self.turns):
+            turn = self.turns[self.replayed]
+            self.replayed += 1
+            return AgentTurn(text=turn.action_text, token_ids=turn.action_ids,
+                             logprobs=turn.action_logprobs, finish_reason=turn.finish_reason,
+                             policy_version=turn.policy_version)
+        if self.agent is None:
+            raise RuntimeError("PrefixAgent: the recorded turns ran out and there is no agent")
+        return await self.agent.act(conversation)
+
+
+def check_prefix(continuation: Trajectory, recorded: Trajectory, turn: int) -> None:
+    """Raise unless ``continuation`` replayed ``recorded``'s first ``turn`` turns faithfully.
+
+    Faithful: the same observation after each replayed action, and the
+    episode still running at the boundary (there is a turn ``turn`` to continue).
 
     Raises:
-        ValueError: ``turn`` is out of range.
-        ReplayDiverged: an observation differs from the recorded one, or the
-            episode ended before the boundary.
+        ReplayDiverged: the first turn whose observation differs, or where the
+            replayed episode ended early.
     """
-    if not 0 <= turn < len(trajectory.turns):
-        raise ValueError(f"replay_to_turn: turn must be in [0, {len(trajectory.turns)}); "
-                         f"got {turn}")
-    obs, info = await env.areset(seed=trajectory.seed, options={"task_id": trajectory.task_id})
-    for k, recorded in enumerate(trajectory.turns[:turn]):
-        obs, _, terminated, truncated, info = await env.astep(recorded.action_text)
-        if obs != recorded.observation:
-            raise ReplayDiverged(trajectory.id, k, recorded.observation, obs)
-        if terminated or truncated:
-            raise ReplayDiverged(trajectory.id, k, recorded.observation, "<episode ended>")
-    return obs, info
+    replayed = continuation.turns[:turn]
+    for k, step in enumerate(replayed):
+        if step.observation != recorded.turns[k].observation:
+            raise ReplayDiverged(recorded.id, k, recorded.turns[k].observation, step.observation)
+    # The env must still be running after the replayed turns: the continuation
+    # has a turn ``turn``, or the agent failed there (an agent error, not divergence).
+    n = len(continuation.turns)
+    if turn and (n < turn or (n == turn and continuation.outcome != "agent_error")):
+        k = max(len(replayed) - 1, 0)
+        raise ReplayDiverged(recorded.id, k, recorded.turns[k].observation, "<episode ended>")

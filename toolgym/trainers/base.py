@@ -247,6 +247,14 @@ class Trainer:
         """A critic trained in the policy's own forward pass (PPO's value head); None here."""
         return None
 
+    async def prepare(self, trajectories: list[Trajectory]) -> dict[str, float]:
+        """Rollout-side work a trainer needs before :meth:`make_batch`; metrics to log.
+
+        Runs on the event loop, where the rollout source lives (VinePPO samples
+        its continuations here); nothing by default.
+        """
+        return {}
+
     def make_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
         """Trajectories to a padded batch with advantages, and metrics to log.
 
@@ -289,6 +297,7 @@ class Trainer:
         groups = await self.source.get_batch(self.config.groups_per_step)
         waited = time.perf_counter() - start
         trajectories = [t for group in groups for t in group]
+        prepared = await self.prepare(trajectories)
         batch, batch_metrics = await asyncio.to_thread(self.make_batch, trajectories)
         t0 = time.perf_counter()
         update = await asyncio.to_thread(self._locked_update, batch, self.version + 1)
@@ -298,7 +307,7 @@ class Trainer:
         await self.weight_sync(self.policy, self.version)
         self.source.set_policy_version(self.version)
         metrics = {**rollout_metrics(trajectories, self.version - 1), **update,
-                   **batch_metrics,
+                   **prepared, **batch_metrics,
                    "train_tokens_per_s": float(batch.attention_mask.sum()) / max(update_s, 1e-9),
                    "wait_s": waited, "update_s": update_s,
                    "step_s": time.perf_counter() - start, **self._generation_metrics(),

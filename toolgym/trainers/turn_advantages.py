@@ -29,9 +29,10 @@ Estimators, and the paper each follows:
 - :func:`gigpo_advantages`: GiGPO (Feng et al. 2025): the episode-level
   group advantage plus ``omega`` times a step-level one, where a step group
   is the turns of one task's group that start from the same observation.
-- :func:`mc_values` / :func:`vine_advantages`: VinePPO (Kazemnejad et al.
-  2024): turn values are Monte-Carlo means of ``M`` continuations sampled from
-  each turn boundary, advantages are their TD(0) differences.
+- :func:`mc_values` / :func:`vine_values` / :func:`vine_advantages`: VinePPO
+  (Kazemnejad et al. 2024): turn values are Monte-Carlo means of ``M``
+  continuations sampled from each turn boundary, advantages are their TD(0)
+  differences.
 
 ArCHer's ``Q(s, a) - V(s)`` needs a learned critic; its maths is in
 :mod:`toolgym.trainers.critic`.
@@ -57,6 +58,7 @@ __all__ = [
     "turn_gae",
     "turn_return_advantages",
     "vine_advantages",
+    "vine_values",
 ]
 
 
@@ -413,3 +415,44 @@ def vine_advantages(
     adv, _ = turn_gae(rewards, values, turn_mask, gamma=gamma, lam=0.0, terminated=terminated,
                       bootstrap_values=bootstrap_values)
     return adv
+
+
+def vine_values(
+    continuation_returns: Tensor,
+    valid: Tensor,
+    returns: Tensor,
+    turn_mask: Tensor,
+    group_ids: Tensor,
+) -> Tensor:
+    """``V(s_k)`` for VinePPO: Monte-Carlo means, with the group standing in for ``s_0``.
+
+    - ``k = 0``, group of two or more: the other episodes of the group *are*
+      continuations from ``s_0`` (same task, same start), so ``V(s_0)`` is their
+      leave-one-out mean return, at no extra rollout cost.
+    - Otherwise the mean of the valid continuations (:func:`mc_values`).
+    - A boundary with none (all dropped or diverged, or never sampled) falls
+      back to the episode's own return-to-go ``G_k``: a one-sample estimate,
+      still unbiased for the turn before it; the turn itself then gets an
+      advantage that is 0 in expectation, so it is neither pushed nor pulled.
+
+    Args:
+        continuation_returns: ``Tensor[B, K, M]``, return of each continuation
+            from boundary ``k`` on.
+        valid: ``Tensor[B, K, M]`` bool, which continuations exist.
+        returns: ``Tensor[B, K]``, the episodes' own returns-to-go
+            (:func:`discounted_returns`).
+        turn_mask: ``Tensor[B, K]``, true on the turns each row has.
+        group_ids: ``Tensor[B]`` of integers; episodes of one task share an id.
+
+    Returns:
+        ``Tensor[B, K]``, 0 on absent turns.
+    """
+    _check_turns("vine_values", returns, turn_mask)
+    g = _as_float(returns)
+    mc, _ = mc_values(continuation_returns, valid)
+    values = torch.where(valid.bool().any(-1), mc.to(g.dtype), g)
+    groups = _unique_rows(group_ids)
+    n = _cell_sums(torch.ones_like(g[:, 0]), groups)
+    loo = (_cell_sums(g[:, 0], groups) - g[:, 0]) / (n - 1).clamp(min=1)
+    values[:, 0] = torch.where(n > 1, loo, values[:, 0])
+    return torch.where(turn_mask.bool(), values, 0.0)

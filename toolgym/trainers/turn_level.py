@@ -9,6 +9,15 @@ over exactly that turn's action tokens (:mod:`toolgym.trainers.turn_advantages`)
     turn_estimator: turn_return  # return-to-go - leave-one-out per turn index  no critic
     turn_estimator: turn_gae     # GAE over turns against the critic's V(s)
     turn_estimator: archer       # Q(s, a) - V(s) of ArCHer's off-policy critic
+    turn_estimator: vine         # VinePPO: TD(0) on Monte-Carlo values    no critic, K rollouts
+
+``vine`` samples ``vine_samples`` continuations from every turn boundary of
+every episode before the update (:meth:`TurnLevelTrainer.prepare`): the
+rollout manager replays the recorded turns to restore the env and the token
+prefix (:mod:`toolgym.rollout.replay`), then the current policy carries on.
+Those extra episodes cost env steps (``vine_env_steps`` in the metrics) and
+are never trained on; the values they give are kept in each trajectory's
+``info["vine_returns"]``.
 
 ``turn_gae`` and ``archer`` train an utterance-level critic
 (:class:`~toolgym.trainers.archer.ArCHerCritic`) from a replay buffer before
@@ -25,6 +34,9 @@ this trainer with ``turn_estimator: archer``.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections import Counter
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -45,8 +57,10 @@ from toolgym.trainers.turn_advantages import (
     gigpo_advantages,
     turn_gae,
     turn_return_advantages,
+    vine_advantages,
+    vine_values,
 )
-from toolgym.trainers.turn_batch import TurnTensors, turn_tensors
+from toolgym.trainers.turn_batch import TurnTensors, turn_rewards, turn_tensors
 
 __all__ = ["ArCHerConfig", "RolloutConfig", "TurnEstimator", "TurnLevelConfig",
            "TurnLevelTrainer"]
@@ -59,11 +73,17 @@ class TurnEstimator(StrEnum):
     TURN_RETURN = "turn_return"
     TURN_GAE = "turn_gae"
     ARCHER = "archer"
+    VINE = "vine"
 
     @property
     def needs_critic(self) -> bool:
         """Whether the estimator reads the turn critic (and the trainer must train one)."""
         return self in (TurnEstimator.TURN_GAE, TurnEstimator.ARCHER)
+
+    @property
+    def needs_group(self) -> bool:
+        """Whether the estimator's baseline is made of the other episodes of a group."""
+        return self in (TurnEstimator.GIGPO, TurnEstimator.TURN_RETURN)
 
 
 @dataclass(frozen=True)
@@ -72,8 +92,8 @@ class TurnLevelConfig(TrainerConfig):
 
     run_dir: str = option("runs/turn_level", "Where metrics, checkpoints, trajectories and the "
                           "final model go.")
-    turn_estimator: str = option("gigpo", "Per-turn advantages: gigpo, turn_return, turn_gae "
-                                 "or archer.")
+    turn_estimator: str = option("gigpo", "Per-turn advantages: gigpo, turn_return, turn_gae, "
+                                 "archer or vine.")
     gamma: float = option(1.0, "Discount per turn (not per token).")
     lam: float = option(0.95, "GAE lambda over turns (turn_gae).")
     process_coef: float = option(1.0, "Weight of the per-turn (process) rewards of all turns but "
@@ -85,6 +105,8 @@ class TurnLevelConfig(TrainerConfig):
                                  "rloo).")
     return_scale: Literal["none", "group"] = option(
         "none", "turn_return: 'none' (unbiased) or 'group' (divide by the group's return std).")
+    vine_samples: int = option(4, "vine: continuations sampled from each turn boundary "
+                               "(VinePPO's K); the first turn's value comes from the group.")
     critic: CriticConfig = option(help="The turn critic (turn_gae, archer).",
                                   factory=CriticConfig)
 
@@ -104,12 +126,14 @@ class TurnLevelConfig(TrainerConfig):
         if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
             raise ConfigError(f"Need 0 <= gamma <= 1 and 0 <= lam <= 1; got {self.gamma}, "
                               f"{self.lam}.")
-        grouped = not TurnEstimator(self.turn_estimator).needs_critic
-        if grouped and self.rollout.group_size < 2:
+        if self.vine_samples < 1:
+            raise ConfigError(f"vine_samples must be >= 1; got {self.vine_samples}.")
+        if TurnEstimator(self.turn_estimator).needs_group and self.rollout.group_size < 2:
             raise ConfigError(
                 f"turn_estimator {self.turn_estimator!r} compares episodes within a group, so "
                 f"rollout.group_size must be >= 2 (got {self.rollout.group_size}); use "
-                "turn_gae or archer (a learned critic) for groups of one.")
+                "turn_gae or archer (a learned critic) or vine (Monte-Carlo values) for groups "
+                "of one.")
 
 
 @dataclass(frozen=True)
@@ -118,8 +142,8 @@ class ArCHerConfig(TurnLevelConfig):
 
     run_dir: str = option("runs/archer", "Where metrics, checkpoints, trajectories and the final "
                           "model go.")
-    turn_estimator: str = option("archer", "Per-turn advantages: gigpo, turn_return, turn_gae "
-                                 "or archer.")
+    turn_estimator: str = option("archer", "Per-turn advantages: gigpo, turn_return, turn_gae, "
+                                 "archer or vine.")
 
 
 class TurnLevelTrainer(Trainer):
@@ -136,6 +160,10 @@ class TurnLevelTrainer(Trainer):
     def __init__(self, config: TurnLevelConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.estimator = TurnEstimator(config.turn_estimator)
+        if self.estimator is TurnEstimator.VINE and not hasattr(self.source, "continuation"):
+            raise ConfigError("turn_estimator: vine continues episodes through the rollout "
+                              "source's continuation(trajectory, turn), which RolloutManager "
+                              f"has and {type(self.source).__name__} has not.")
         self.critic: ArCHerCritic | None = None
         if self.estimator.needs_critic:
             vocab = self.policy.model.get_input_embeddings().num_embeddings
@@ -169,7 +197,61 @@ class TurnLevelTrainer(Trainer):
             return gigpo_advantages(returns, turns.mask, group_ids, turns.state_keys,
                                     omega=cfg.omega, episode_estimator=cfg.episode_estimator,
                                     step_estimator=cfg.step_estimator)
+        if self.estimator is TurnEstimator.VINE:
+            return self._vine_advantages(trajectories, turns, group_ids)
         return self._critic_advantages(trajectories, turns)
+
+    async def prepare(self, trajectories: list[Trajectory]) -> dict[str, float]:
+        """vine: sample ``vine_samples`` continuations from each turn boundary, concurrently.
+
+        Their returns go into each trajectory's ``info["vine_returns"][k]``.
+        A group of two or more needs none from the first boundary (see
+        :func:`~toolgym.trainers.turn_advantages.vine_values`).
+        """
+        if self.estimator is not TurnEstimator.VINE:
+            return {}
+        continuation = self.source.continuation
+        kept, _ = trainable_only(trajectories)
+        sizes = Counter(t.group_id for t in kept)
+
+        def first_boundary(t: Trajectory) -> int:  # a group stands in for s_0
+            return 1 if t.group_id is not None and sizes[t.group_id] > 1 else 0
+
+        jobs = [(t, k) for t in kept for k in range(first_boundary(t), len(t.turns))
+                for _ in range(self.config.vine_samples)]
+        start = time.perf_counter()
+        results = await asyncio.gather(*(continuation(t, k) for t, k in jobs))
+        for t in kept:
+            t.info["vine_returns"] = [[] for _ in t.turns]
+        steps = 0
+        for (t, k), cont in zip(jobs, results, strict=True):
+            if cont is not None:
+                steps += len(cont.turns)
+                rewards = turn_rewards(cont, process_coef=self.config.process_coef)
+                t.info["vine_returns"][k].append(
+                    sum(self.config.gamma ** (j - k) * r for j, r in enumerate(rewards) if j >= k))
+        done = sum(r is not None for r in results)
+        return {"vine_continuations": float(done), "vine_dropped": float(len(jobs) - done),
+                "vine_env_steps": float(steps), "vine_s": time.perf_counter() - start}
+
+    def _vine_advantages(self, trajectories: list[Trajectory], turns: TurnTensors,
+                         group_ids: Tensor) -> Tensor:
+        """VinePPO's TD(0) advantages on the values :meth:`prepare` sampled."""
+        per_turn = [t.info.get("vine_returns", []) for t in trajectories]
+        width = max((len(r) for rows in per_turn for r in rows), default=0)
+        samples = torch.zeros((*turns.mask.shape, max(width, 1)))
+        valid = torch.zeros(samples.shape, dtype=torch.bool)
+        for b, rows in enumerate(per_turn):
+            for k, r in enumerate(rows):
+                samples[b, k, :len(r)] = torch.tensor(r, dtype=samples.dtype)
+                valid[b, k, :len(r)] = True
+        gamma = self.config.gamma
+        returns = discounted_returns(turns.rewards, turns.mask, gamma=gamma)
+        values = vine_values(samples, valid, returns, turns.mask, group_ids)
+        # After the last turn there is nothing to continue (a truncated episode used up
+        # its budget), so every row ends at 0, as discounted_returns assumes.
+        ended = torch.ones_like(turns.terminated)
+        return vine_advantages(turns.rewards, values, turns.mask, gamma=gamma, terminated=ended)
 
     def _critic_advantages(self, trajectories: list[Trajectory], turns: TurnTensors) -> Tensor:
         assert self.critic is not None
