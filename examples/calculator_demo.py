@@ -102,7 +102,7 @@ def grpo(run: Path, sft_model: Path, seed: int, steps: int, lr: float) -> Path:
         model=ModelConfig(path=str(sft_model)),
         optim=OptimConfig(lr=lr, schedule="cosine"),
         rollout=RolloutConfig(env_id=ENV, group_size=8, concurrency=64, split="train",
-                              max_staleness=1, max_queued_groups=16, seed=seed,
+                              max_staleness=1, seed=seed,
                               env_kwargs=ENV_KWARGS),
         sampling=SamplingParams(temperature=TEMPERATURE, max_new_tokens=64),
     )

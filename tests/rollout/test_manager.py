@@ -88,3 +88,17 @@ async def test_partial_abort_cancels_episodes_of_old_weights():
 def test_config_errors_name_the_choices():
     with pytest.raises(ConfigError, match="'drop' or 'keep'"):
         RolloutConfig(env_id="x", stale="sometimes")
+
+
+async def test_the_producer_runs_ahead_only_as_far_as_groups_can_stay_fresh():
+    manager = RolloutManager(config(max_staleness=1), VersionedAgent())
+    assert manager.config.queue_size == 4  # 8 in flight / 4 per group = 2 groups, x 2 versions
+    await manager.start()
+    try:
+        await asyncio.sleep(0.5)  # ~0.02 s per group: it would queue dozens if it could
+        assert manager._queue is not None and manager._queue.qsize() == 4
+    finally:
+        await manager.aclose()
+    assert RolloutConfig(env_id="x", max_queued_groups=64).queue_size == 64
+    with pytest.raises(ConfigError, match="max_queued_groups must be >= 1"):
+        RolloutConfig(env_id="x", max_queued_groups=0)

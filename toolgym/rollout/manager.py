@@ -40,8 +40,9 @@ class RolloutConfig:
     """How rollouts are produced.
 
     Example:
-        >>> RolloutConfig(env_id="toolgym/Code-v0", group_size=4).split
-        'train'
+        >>> c = RolloutConfig(env_id="toolgym/Code-v0", group_size=4)
+        >>> c.split, c.queue_size  # 32 episodes in flight = 8 groups, x (max_staleness + 1)
+        ('train', 16)
     """
 
     env_id: str
@@ -61,8 +62,10 @@ class RolloutConfig:
     """``drop`` stale groups, or ``keep`` them for the trainer's importance weights."""
     partial: str = "continue"
     """Episodes in flight when weights change: ``continue`` them or ``abort`` them."""
-    max_queued_groups: int = 64
-    """Producer back-pressure: at most this many finished groups wait in the queue."""
+    max_queued_groups: int | None = None
+    """Producer back-pressure: at most this many finished groups wait in the queue. null:
+    ``(max_staleness + 1) x`` the groups in flight (``concurrency // group_size``); a
+    longer queue only holds groups that go stale before a trainer reaches them."""
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -73,6 +76,16 @@ class RolloutConfig:
             raise ConfigError(f"partial must be 'continue' or 'abort', got {self.partial!r}")
         if self.group_size < 1 or self.concurrency < 1:
             raise ConfigError("group_size and concurrency must be >= 1")
+        if self.max_queued_groups is not None and self.max_queued_groups < 1:
+            raise ConfigError(f"max_queued_groups must be >= 1 or null, got "
+                              f"{self.max_queued_groups}")
+
+    @property
+    def queue_size(self) -> int:
+        """``max_queued_groups``, or its default (see there)."""
+        if self.max_queued_groups is not None:
+            return self.max_queued_groups
+        return max(1, self.concurrency // self.group_size) * (self.max_staleness + 1)
 
 
 class RolloutManager:
@@ -234,7 +247,7 @@ class RolloutManager:
         """Start producing groups in the background (training)."""
         if self._producer is not None:
             return
-        self._queue = asyncio.Queue(self.config.max_queued_groups)
+        self._queue = asyncio.Queue(self.config.queue_size)
         self._task_pool = await self._task_ids()
         self._producer = asyncio.ensure_future(self._produce())
 
