@@ -305,17 +305,29 @@ def test_normalising_the_return_not_each_reward_is_unbiased_when_the_policy_stop
     assert abs(naive_gap - true_gap) > 10 * naive_se  # the bias is not sampling noise
 
 
+def continuation_returns(mdp: Chain, eps: Episodes, m: int, boundaries: range, *,
+                         seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """``m`` continuations from each of ``boundaries`` of every episode, by the same sampler.
+
+    Returns their discounted returns ``[B, K, m]`` and which exist.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    b = len(eps.rewards)
+    conts = torch.zeros((b, HORIZON, m), dtype=F64)
+    valid = torch.zeros(conts.shape, dtype=torch.bool)
+    for k in boundaries:
+        cont = mdp.simulate(torch.full((b * m,), k, dtype=torch.long),
+                            eps.states[:, k].repeat_interleave(m), gen)
+        conts[:, k] = discounted_returns(cont.rewards, cont.mask, gamma=0.9)[:, k].view(b, m)
+        valid[:, k] = True
+    return conts, valid
+
+
 def test_vine_mc_values_estimate_v_and_their_advantages_q_minus_v() -> None:
     mdp = Chain(gamma=0.9)
     eps = mdp.sample(groups=500, group_size=4, seed=5)
-    gen = torch.Generator().manual_seed(6)
-    b, m = len(eps.rewards), 4
-    conts = torch.zeros((b, HORIZON, m), dtype=F64)
-    for k in range(HORIZON):  # M continuations from every turn boundary, by the same sampler
-        start_k = torch.full((b * m,), k, dtype=torch.long)
-        start_p = eps.states[:, k].repeat_interleave(m)
-        cont = mdp.simulate(start_k, start_p, gen)
-        conts[:, k] = discounted_returns(cont.rewards, cont.mask, gamma=0.9)[:, k].view(b, m)
+    b = len(eps.rewards)
+    conts, _ = continuation_returns(mdp, eps, 4, range(HORIZON), seed=6)
     values, stderr = mc_values(conts)
     assert bool((stderr > 0).any())
     v_truth = {10 * k + p: mdp.V[k, p] for (k, p) in mdp.V if k < HORIZON}
@@ -333,15 +345,8 @@ def test_vine_with_the_group_as_first_boundary_is_unbiased_for_q_minus_v() -> No
     """What the trainer runs: continuations from turns 1 and 2, V(s_0) from the group."""
     mdp = Chain(gamma=0.9)
     eps = mdp.sample(groups=500, group_size=4, seed=7)
-    gen = torch.Generator().manual_seed(8)
-    b, m = len(eps.rewards), 2
-    conts = torch.zeros((b, HORIZON, m), dtype=F64)
-    valid = torch.zeros(conts.shape, dtype=torch.bool)
-    for k in range(1, HORIZON):
-        cont = mdp.simulate(torch.full((b * m,), k, dtype=torch.long),
-                            eps.states[:, k].repeat_interleave(m), gen)
-        conts[:, k] = discounted_returns(cont.rewards, cont.mask, gamma=0.9)[:, k].view(b, m)
-        valid[:, k] = True
+    b = len(eps.rewards)
+    conts, valid = continuation_returns(mdp, eps, 2, range(1, HORIZON), seed=8)
     returns = discounted_returns(eps.rewards, eps.mask, gamma=0.9)
     values = vine_values(conts, valid, returns, eps.mask, eps.group_ids)
     adv = vine_advantages(eps.rewards, values, eps.mask, gamma=0.9,
