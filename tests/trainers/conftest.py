@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import random
 from pathlib import Path
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import torch
 from tests.helpers.tiny_model import build_tiny_model
 from tests.trainers.toy_env import ENV_ID, MODULE
 from toolgym.rollout.trajectory import Trajectory, Turn
+from toolgym.trainers.checkpoint import latest_checkpoint
 from toolgym.trainers.config import from_dict
 from toolgym.trainers.grpo import GRPOConfig
 from toolgym.trainers.logprobs import token_logprobs
@@ -119,3 +121,22 @@ class ReplaySource:
 
     async def aclose(self) -> None:
         pass
+
+
+def crash_and_resume(trainer_class: type, config: Any, batches: list[list[list[Trajectory]]],
+                     run_dir: Path) -> tuple[Any, Any, list[dict[str, float]]]:
+    """Train ``config`` straight through, and again in ``run_dir`` with a crash and a resume.
+
+    The second run crashes after its first checkpoint (``save_every`` steps)
+    and is resumed by a new trainer. Returns ``(straight, resumed, history
+    of the resumed call)`` for the caller to compare.
+    """
+    straight = trainer_class(config, source=ReplaySource(batches), echo=None)
+    straight.train()
+    config_b = dataclasses.replace(config, run_dir=str(run_dir))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        trainer_class(config_b, source=ReplaySource(batches, fail_after=config.save_every),
+                      echo=None).train()
+    assert latest_checkpoint(run_dir).name == f"step_{config.save_every:08d}"
+    resumed = trainer_class(config_b, source=ReplaySource(batches), echo=None)
+    return straight, resumed, resumed.train(resume=True)

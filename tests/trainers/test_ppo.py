@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -12,14 +11,13 @@ import yaml
 from torch.testing import assert_close
 from typer.testing import CliRunner
 
-from tests.trainers.conftest import ReplaySource, synthetic_groups, train_config
+from tests.trainers.conftest import ReplaySource, crash_and_resume, synthetic_groups, train_config
 from tests.trainers.test_cli_train import write_config
 from toolgym.cli.train import app
 from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory, Turn
 from toolgym.trainers.advantages import gae
 from toolgym.trainers.batching import build_batch
-from toolgym.trainers.checkpoint import latest_checkpoint
 from toolgym.trainers.grpo import GRPOConfig
 from toolgym.trainers.metrics import read_metrics
 from toolgym.trainers.ppo import PPOConfig, PPOTrainer, ValueHead, token_gae
@@ -181,15 +179,7 @@ def test_resume_is_exact_with_the_value_head(tiny_dir: Path, tmp_path: Path, lor
                      update_epochs=2, micro_batch_size=4, export_final=False, lam=0.9,
                      model={"lora": lora, "lora_r": 4, "lora_dropout": 0.1 if lora else 0.0},
                      optim={"warmup_steps": 1})
-    straight = PPOTrainer(cfg, source=ReplaySource(batches), echo=None)
-    straight.train()
-
-    cfg_b = dataclasses.replace(cfg, run_dir=str(tmp_path / "b"))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        PPOTrainer(cfg_b, source=ReplaySource(batches, fail_after=2), echo=None).train()
-    assert latest_checkpoint(tmp_path / "b").name == "step_00000002"
-    resumed = PPOTrainer(cfg_b, source=ReplaySource(batches), echo=None)
-    history = resumed.train(resume=True)
+    straight, resumed, history = crash_and_resume(PPOTrainer, cfg, batches, tmp_path / "b")
 
     assert len(history) == 2 and resumed.step == 4
     assert torch.count_nonzero(resumed.value_head.linear.weight) > 0

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups
+from tests.trainers.conftest import ReplaySource, crash_and_resume, grpo_config, synthetic_groups
 from toolgym.rollout.trajectory import read_jsonl
 from toolgym.trainers.checkpoint import latest_checkpoint
 from toolgym.trainers.grpo import GRPOTrainer
@@ -83,15 +82,7 @@ def test_resume_is_exact_4_steps_equal_2_plus_save_resume_2(tiny_dir: Path, tmp_
                       update_epochs=2, micro_batch_size=4, export_final=False,
                       model={"lora": lora, "lora_r": 4, "lora_dropout": 0.1 if lora else 0.0},
                       optim={"warmup_steps": 1})
-    straight = GRPOTrainer(cfg, source=ReplaySource(batches), echo=None)
-    straight.train()
-
-    cfg_b = dataclasses.replace(cfg, run_dir=str(tmp_path / "b"))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        GRPOTrainer(cfg_b, source=ReplaySource(batches, fail_after=2), echo=None).train()
-    assert latest_checkpoint(tmp_path / "b").name == "step_00000002"
-    resumed = GRPOTrainer(cfg_b, source=ReplaySource(batches), echo=None)
-    history = resumed.train(resume=True)
+    straight, resumed, history = crash_and_resume(GRPOTrainer, cfg, batches, tmp_path / "b")
 
     assert len(history) == 2 and resumed.step == 4 and resumed.source.index == 4
     for name, value in snapshot(straight).items():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +10,16 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups
+from tests.trainers.conftest import (
+    ReplaySource,
+    crash_and_resume,
+    grpo_config,
+    synthetic_groups,
+)
 from toolgym._sync import run_sync
 from toolgym.cli.train import app
 from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory, read_jsonl
-from toolgym.trainers.checkpoint import latest_checkpoint
 from toolgym.trainers.config import from_dict, to_dict
 from toolgym.trainers.metrics import read_metrics
 from toolgym.trainers.turn_batch import turn_contexts
@@ -64,24 +67,17 @@ def test_archer_trains_critic_and_policy_and_resumes_exactly(tiny_dir: Path,
     batches = [synthetic_groups(tiny_dir, 2, 4, seed=s) for s in range(4)]
     cfg = turn_config(tmp_path / "a", tiny_dir, cls=ArCHerConfig, total_steps=4, save_every=2,
                       export_final=False, rollout={"group_size": 1},
-                      critic={"dim": 8, "hidden": 16, "batch_size": 8, "updates_per_step": 3})
-    straight = TurnLevelTrainer(cfg, source=ReplaySource(batches), echo=None)
-    policy0 = {k: v.clone() for k, v in straight.policy.trainable_state_dict().items()}
-    assert straight.critic is not None
-    critic0 = {k: v.clone() for k, v in straight.critic.online.state_dict().items()}
-    history = straight.train()
+                      critic={"dim": 8, "hidden": 16, "batch_size": 8, "updates_per_step": 3,
+                              "warmup_steps": 3})
+    fresh = TurnLevelTrainer(cfg, source=ReplaySource(batches), echo=None)  # the same init
+    assert fresh.critic is not None
+    straight, resumed, _ = crash_and_resume(TurnLevelTrainer, cfg, batches, tmp_path / "b")
+    history = read_metrics(tmp_path / "a")
     assert all("critic_q1_loss" in h and "loss" in h for h in history)
     assert history[-1]["critic_buffer"] == 4 * 8 * 2  # 4 steps x 8 episodes x 2 turns
     changed = lambda before, after: any(not torch.equal(v, after[k]) for k, v in before.items())  # noqa: E731
-    assert changed(policy0, straight.policy.trainable_state_dict())
-    assert changed(critic0, straight.critic.online.state_dict())
-
-    cfg_b = dataclasses.replace(cfg, run_dir=str(tmp_path / "b"))
-    with pytest.raises(RuntimeError, match="simulated crash"):
-        TurnLevelTrainer(cfg_b, source=ReplaySource(batches, fail_after=2), echo=None).train()
-    assert latest_checkpoint(tmp_path / "b").name == "step_00000002"
-    resumed = TurnLevelTrainer(cfg_b, source=ReplaySource(batches), echo=None)
-    resumed.train(resume=True)
+    assert changed(fresh.policy.trainable_state_dict(), straight.policy.trainable_state_dict())
+    assert changed(fresh.critic.online.state_dict(), straight.critic.online.state_dict())
     assert resumed.critic is not None
     for name, value in straight.critic.online.state_dict().items():
         assert torch.equal(value, resumed.critic.online.state_dict()[name]), name
