@@ -45,6 +45,7 @@ from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.keychain import demonstration, keychain_tasks
 from toolgym.rollout import RolloutConfig
 from toolgym.rollout.transcripts import trajectory_from_messages
+from toolgym.trainers.archer import CriticConfig
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.grpo import GRPOConfig, GRPOTrainer
 from toolgym.trainers.optim import OptimConfig
@@ -84,6 +85,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("archer", ArCHerConfig, TurnLevelTrainer),
     Method("vine", TurnLevelConfig, TurnLevelTrainer,
            (("turn_estimator", "vine"), ("vine_samples", 1))),
+    # ArCHer ablations: the critic before the fix, and the fix less one of its parts.
+    Method("archer_before", ArCHerConfig, TurnLevelTrainer, (("critic", CriticConfig(
+        match_tokens=0, updates_per_step=8, warmup_steps=0, whiten=False)),)),
+    Method("archer_bag", ArCHerConfig, TurnLevelTrainer,
+           (("critic", CriticConfig(match_tokens=0)),)),
+    Method("archer_cold", ArCHerConfig, TurnLevelTrainer,
+           (("critic", CriticConfig(warmup_steps=0)),)),
+    Method("archer_raw", ArCHerConfig, TurnLevelTrainer,
+           (("critic", CriticConfig(whiten=False)),)),
 )}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
 import torch
 from torch import nn
 from torch.testing import assert_close
@@ -10,6 +13,7 @@ from tests.trainers.chain_mdp import F64, HORIZON, Chain, cell_means
 from toolgym.rollout.trajectory import Trajectory, Turn
 from toolgym.trainers.archer import ArCHerCritic, CriticConfig, trajectory_transitions
 from toolgym.trainers.critic import (
+    MatchFeatures,
     ReplayBuffer,
     TurnCritic,
     TurnTransition,
@@ -76,11 +80,83 @@ def test_replay_buffer_is_fifo_and_its_state_round_trips() -> None:
 
 def test_advantages_are_min_q_minus_v_of_the_online_critic() -> None:
     torch.manual_seed(0)
-    critic = ArCHerCritic(CriticConfig(dim=4, hidden=8), vocab_size=10, gamma=1.0)
+    critic = ArCHerCritic(CriticConfig(dim=4, hidden=8, warmup_steps=0, whiten=False),
+                          vocab_size=10, gamma=1.0)
     batch = [TurnTransition((1, 2), (3,), 0.0, (), True), TurnTransition((4,), (5, 6), 0.0, (),
                                                                            True)]
     q1, q2, v = critic.online([b.state for b in batch], [b.action for b in batch])
     assert_close(critic.advantages(batch), torch.minimum(q1, q2).detach() - v.detach())
+
+
+def test_advantages_are_zero_until_the_critic_has_warmed_up_then_whitened() -> None:
+    torch.manual_seed(0)
+    config = CriticConfig(dim=4, hidden=8, batch_size=4, updates_per_step=3, warmup_steps=5)
+    critic = ArCHerCritic(config, vocab_size=10, gamma=1.0)
+    batch = [TurnTransition((1,), (a,), float(a > 4), (), True) for a in range(2, 8)]
+    critic.buffer.extend(batch)
+    critic.update()
+    assert critic.updates == 3 and not critic.warm
+    assert_close(critic.advantages(batch), torch.zeros(6))  # the policy stands still
+    critic.update()
+    assert critic.warm
+    adv = critic.advantages(batch)
+    assert_close((adv.mean(), adv.std()), (torch.tensor(0.0), torch.tensor(1.0)), atol=1e-3,
+                 rtol=0)
+    state = critic.state_dict()
+    again = ArCHerCritic(config, vocab_size=10, gamma=1.0)
+    again.load_state_dict(state)
+    assert again.warm  # a resumed run does not warm up again
+
+
+def test_match_features_mark_repeated_ids_in_the_window() -> None:
+    out = MatchFeatures(width=4)([[9, 1, 2, 1, 3], [5, 5]])
+    pairs = torch.triu_indices(4, 4, offset=1).T.tolist()  # positions within the last 4
+    assert [pairs[i] for i in out[0].nonzero()[:, 0].tolist()] == [[0, 2]]  # the two 1s
+    assert [pairs[i] for i in out[1].nonzero()[:, 0].tolist()] == [[2, 3]]  # 5, 5; pads never
+
+
+def _keychain_like(rng: random.Random, n: int) -> list[list[TurnTransition]]:
+    """Lookups where the right key is the one the last observation pointed to.
+
+    A state ends with ``[SRC, ARROW, DST, END]``; the right action is ``[GET,
+    DST]``. Right lookups lead on to the answer (reward 1); wrong ones to a
+    dead end (reward 0). Key ids 10..69: held-out episodes mostly pair keys
+    never seen together, so only a critic that reads *copying* (not pairs of
+    ids) ranks them right.
+    """
+    arrow, get, end = 1, 2, 3
+    episodes = []
+    for _ in range(n):
+        src, dst = rng.sample(range(10, 70), 2)
+        state = (src, arrow, dst, end)
+        right = rng.random() < 0.5
+        key = dst if right else rng.choice([k for k in range(10, 70) if k != dst])
+        nxt = (*state, get, key, key, arrow, 4 if right else 5, end)
+        episodes.append([TurnTransition(state, (get, key), 0.0, nxt, False),
+                         TurnTransition(nxt, (4 if right else 5,), float(right), (), True)])
+    return episodes
+
+
+@pytest.mark.parametrize("match_tokens", [0, 12])
+def test_critic_ranks_the_copied_key_above_a_wrong_one_only_with_match_features(
+        match_tokens: int) -> None:
+    """Q - V of a lookup: right above wrong on held-out episodes with match features (the fix);
+    a bag of tokens stays near chance (what made ArCHer unlearn KeyChain-v0)."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    config = CriticConfig(dim=16, hidden=32, lr=3e-3, batch_size=64, updates_per_step=400,
+                          match_tokens=match_tokens, warmup_steps=0, whiten=False)
+    critic = ArCHerCritic(config, vocab_size=72, gamma=1.0)
+    critic.buffer.extend([t for ep in _keychain_like(rng, 300) for t in ep])
+    critic.update()
+    test = [ep[0] for ep in _keychain_like(rng, 200)]
+    adv = critic.advantages(test)
+    right = torch.tensor([t.action[1] == t.state[2] for t in test])
+    pairs = (adv[right][:, None] > adv[~right][None, :]).float().mean()  # AUC
+    if match_tokens:
+        assert pairs > 0.95
+    else:
+        assert pairs < 0.75
 
 
 # -------------------------------------------------- learning the true Q off-policy
@@ -110,7 +186,8 @@ def test_critic_learns_true_q_and_advantage_from_a_replay_buffer() -> None:
     mdp = Chain(gamma=0.9)
     rows, eps = _chain_transitions(mdp, groups=3000, seed=7)
     critic = ArCHerCritic(CriticConfig(dim=16, hidden=32, lr=3e-3, tau=0.05, batch_size=256,
-                                       buffer_size=20_000, updates_per_step=1000),
+                                       buffer_size=20_000, updates_per_step=1000,
+                                       match_tokens=0, whiten=False),
                           vocab_size=48, gamma=0.9, seed=0)
     critic.buffer.extend([t for row in rows for t in row])
     first = critic.update()

@@ -28,7 +28,12 @@ uses ``A(s, a) = min(Q1, Q2)(s, a) - V(s)`` on every token of the turn.
 States and actions are token ids. :class:`BagEncoder` mean-pools learned
 token embeddings (an ``EmbeddingBag``): a small encoder that costs
 next to nothing on CPU and keeps the critic independent of the policy's
-weights, so its off-policy updates never interfere with the policy's.
+weights, so its off-policy updates never interfere with the policy's. A bag
+cannot tell whether an action copies what the latest observation showed (the
+key a lookup pointed to, the value a tool returned) unless it was trained on
+that pair of ids; :class:`MatchFeatures`, token-equality features over the
+end of ``s`` (for ``V``) and of ``s`` followed by ``a`` (for ``Q``), tell it
+for any ids.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from torch import Tensor, nn
 
 __all__ = [
     "BagEncoder",
+    "MatchFeatures",
     "ReplayBuffer",
     "TurnCritic",
     "TurnTransition",
@@ -129,6 +135,37 @@ class BagEncoder(nn.Module):
         return self.bag(flat, offsets)  # an empty row pools to zeros
 
 
+class MatchFeatures(nn.Module):
+    """Which of the last ``width`` tokens repeat which: ``Tensor[N, width*(width-1)/2]`` of 0/1.
+
+    Feature ``(i, j)``, ``i < j``, is 1 when the tokens ``i`` and ``j`` from the
+    end are the same id (padding never matches). Tool use copies: an argument
+    repeats a name the latest observation showed, an answer the value a tool
+    returned. Learned embeddings tell such a copy from a miss only for the
+    pairs of ids they were trained on; equality features tell it for any ids.
+
+    Example:
+        >>> MatchFeatures(width=3)([[7, 8, 7], [8]])
+        tensor([[0., 1., 0.],
+                [0., 0., 0.]])
+    """
+
+    def __init__(self, width: int) -> None:
+        super().__init__()
+        self.width = width
+        self.register_buffer("pairs", torch.triu_indices(width, width, offset=1), persistent=False)
+
+    @property
+    def out_dim(self) -> int:
+        return self.width * (self.width - 1) // 2
+
+    def forward(self, ids: Sequence[Sequence[int]]) -> Tensor:
+        rows = [[-1] * (self.width - len(r[-self.width:])) + list(r[-self.width:]) for r in ids]
+        idx = torch.tensor(rows, dtype=torch.long, device=self.pairs.device)
+        a, b = idx[:, self.pairs[0]], idx[:, self.pairs[1]]
+        return ((a == b) & (a >= 0)).float()
+
+
 def _mlp(inp: int, hidden: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inp, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
@@ -140,29 +177,45 @@ class TurnCritic(nn.Module):
         vocab_size: Size of the token vocabulary.
         dim: Embedding width of the state and action encoders.
         hidden: Width of the heads' hidden layer.
+        match: Width of the :class:`MatchFeatures` window; 0: none.
 
     Example:
-        >>> critic = TurnCritic(vocab_size=10, dim=8, hidden=16)
+        >>> critic = TurnCritic(vocab_size=10, dim=8, hidden=16, match=4)
         >>> q1, q2, v = critic([[1, 2], [3]], [[4], [5, 6]])
         >>> q1.shape, v.shape
         (torch.Size([2]), torch.Size([2]))
     """
 
-    def __init__(self, vocab_size: int, dim: int = 64, hidden: int = 128) -> None:
+    def __init__(self, vocab_size: int, dim: int = 64, hidden: int = 128, match: int = 0) -> None:
         super().__init__()
         self.state_encoder = BagEncoder(vocab_size, dim)
         self.action_encoder = BagEncoder(vocab_size, dim)
-        self.q1, self.q2, self.v = _mlp(2 * dim, hidden), _mlp(2 * dim, hidden), _mlp(dim, hidden)
+        self.match = MatchFeatures(match) if match else None
+        s = dim + (self.match.out_dim if self.match else 0)
+        self.q1, self.q2, self.v = _mlp(s + dim, hidden), _mlp(s + dim, hidden), _mlp(s, hidden)
+
+    def _state(self, states: Sequence[Sequence[int]], bag: Tensor) -> Tensor:
+        """V's input: the bag of ``states``, then their match features if any."""
+        return bag if self.match is None else torch.cat([bag, self.match(states)], dim=-1)
 
     def value(self, states: Sequence[Sequence[int]]) -> Tensor:
         """``V(s)``: ``Tensor[N]``."""
-        return self.v(self.state_encoder(states))[:, 0]
+        return self.v(self._state(states, self.state_encoder(states)))[:, 0]
 
     def forward(self, states: Sequence[Sequence[int]],
                 actions: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor, Tensor]:
-        """``(Q1(s, a), Q2(s, a), V(s))``, each ``Tensor[N]``."""
-        s = self.state_encoder(states)
-        sa = torch.cat([s, self.action_encoder(actions)], dim=-1)
+        """``(Q1(s, a), Q2(s, a), V(s))``, each ``Tensor[N]``.
+
+        With match features, ``Q`` reads them on ``s`` followed by ``a`` (does
+        the action copy something the state showed?), ``V`` on ``s`` alone.
+        """
+        bag, a = self.state_encoder(states), self.action_encoder(actions)
+        if self.match is None:
+            sa = torch.cat([bag, a], dim=-1)
+        else:
+            joined = [list(x) + list(y) for x, y in zip(states, actions, strict=True)]
+            sa = torch.cat([bag, self.match(joined), a], dim=-1)
+        s = self._state(states, bag)
         return self.q1(sa)[:, 0], self.q2(sa)[:, 0], self.v(s)[:, 0]
 
 
