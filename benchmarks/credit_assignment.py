@@ -1,19 +1,25 @@
-"""Credit assignment benchmark: GRPO vs turn-level estimators vs ArCHer on ``toolgym/KeyChain-v0``.
+"""Credit assignment benchmark: token-level vs turn-level estimators on ``toolgym/KeyChain-v0``.
 
 The question (issue 8, "Proof it helps"): on a multi-turn env where one turn's
 mistake spoils the episode, does giving each turn its own advantage learn
 faster per environment step than smearing one outcome advantage over every
 turn? Each method trains the same tiny model from the same warm start with
-the same budget (training steps x episodes per step; the env steps that this
-buys are counted from the trajectories each method actually trained on), on
-one torch thread, for each seed in turn. Outputs, under ``--out``:
+the same budget (training steps x episodes per step), on one torch thread,
+for each seed in turn. Env steps are counted from what each method actually
+ran: the turns of the episodes it trained on, plus, for VinePPO, every step
+of its continuation rollouts (replayed turns included). The arms (``--methods``):
+``grpo`` and ``ppo`` (token level), ``gigpo``, ``turn_return``, ``turn_gae``,
+``archer``, ``vine`` (turn level, ``algorithm: turn_level``) and ``bilevel``
+(turn-level GAE above token-level GAE); ``archer_*`` are ArCHer ablations.
+Outputs, under ``--out``:
 
 - ``curves.png``: training success against cumulative env steps, mean over
   seeds with a min-max band, smoothed over ``--window`` steps;
 - ``table.md``: final success (mean of the last ``--window`` steps of each
   seed; mean +- sd over seeds) and the env steps each method needs before its
   seed-mean curve first reaches GRPO's final success;
-- ``results.json``: every step of every run, for replotting.
+- ``results.json``: every step of every run, for replotting (``--replot``,
+  and ``--merge`` to join runs made by separate processes).
 
 The warm start is built once per benchmark run (seed 0) and shared: a ~0.5 M
 parameter Llama with a byte-level BPE tokenizer trained on the env's
@@ -21,8 +27,8 @@ transcripts, SFT on *imperfect* demonstrations (wrong keys, miscopied
 answers) so that RL has groups with mixed outcomes. Seeds vary everything
 after that (sampling, task draws, update shuffling, critic init).
 
-Run: ``.venv/bin/python benchmarks/credit_assignment.py`` (~15 min of CPU on
-the 2-core machine); ``--help`` for the budget knobs.
+Run: ``.venv/bin/python benchmarks/credit_assignment.py`` (~50 min of CPU for
+the eight arms x 3 seeds, VinePPO a third of it); ``--help`` for the budget knobs.
 """
 
 from __future__ import annotations
@@ -47,9 +53,11 @@ from toolgym.rollout import RolloutConfig
 from toolgym.rollout.transcripts import trajectory_from_messages
 from toolgym.trainers.archer import CriticConfig
 from toolgym.trainers.base import Trainer, TrainerConfig
+from toolgym.trainers.bilevel import BiLevelConfig, BiLevelTrainer
 from toolgym.trainers.grpo import GRPOConfig, GRPOTrainer
 from toolgym.trainers.optim import OptimConfig
 from toolgym.trainers.policy import ModelConfig
+from toolgym.trainers.ppo import PPOConfig, PPOTrainer
 from toolgym.trainers.sft import SFTConfig, SFTTrainer
 from toolgym.trainers.tiny_lm import (
     TinyLMConfig,
@@ -85,6 +93,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("archer", ArCHerConfig, TurnLevelTrainer),
     Method("vine", TurnLevelConfig, TurnLevelTrainer,
            (("turn_estimator", "vine"), ("vine_samples", 1))),
+    Method("ppo", PPOConfig, PPOTrainer),
+    Method("bilevel", BiLevelConfig, BiLevelTrainer),
     # ArCHer ablations: the critic before the fix, and the fix less one of its parts.
     Method("archer_before", ArCHerConfig, TurnLevelTrainer, (("critic", CriticConfig(
         match_tokens=0, updates_per_step=8, warmup_steps=0, whiten=False)),)),
@@ -317,8 +327,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     defaults = Budget()
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", type=Path, default=Path("runs/credit_assignment"))
-    p.add_argument("--methods", nargs="+", default=["grpo", "gigpo", "archer"],
-                   choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", choices=list(METHODS),
+                   default=[m for m in METHODS if not m.startswith("archer_")])
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--steps", type=int, default=defaults.steps, help="training steps per run")
     p.add_argument("--groups", type=int, default=defaults.groups, help="tasks per step")

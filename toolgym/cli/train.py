@@ -27,11 +27,12 @@ ALGORITHMS: dict[str, tuple[str, str, str]] = {
     "ppo": ("toolgym.trainers.ppo", "PPOConfig", "PPOTrainer"),
     "turn_level": ("toolgym.trainers.turn_level", "TurnLevelConfig", "TurnLevelTrainer"),
     "archer": ("toolgym.trainers.turn_level", "ArCHerConfig", "TurnLevelTrainer"),
+    "bilevel": ("toolgym.trainers.bilevel", "BiLevelConfig", "BiLevelTrainer"),
 }
 """``algorithm:`` value -> (module, config class, trainer class). RLOO, Dr.GRPO and
 REINFORCE++ are GRPOTrainer with another ``advantage_estimator``; token-level GAE
 with a value head is ``ppo``; GiGPO, turn-level GAE and per-turn returns are
-``turn_level`` with another ``turn_estimator``."""
+``turn_level`` with another ``turn_estimator``; ``bilevel`` is PPO under a turn critic."""
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(

@@ -220,6 +220,21 @@ class ArCHerCritic:
         """``V(s)`` of the online critic: ``Tensor[N]``."""
         return self.online.value(states) if states else torch.zeros(0)
 
+    @torch.no_grad()
+    def turn_values(self, trajectories: Sequence[Trajectory], turn_mask: Tensor, *,
+                    process_coef: float) -> tuple[Tensor, Tensor]:
+        """``V(s_k)`` before every turn, and ``V`` of the state after each last turn.
+
+        Returns:
+            ``(values, after)``: ``Tensor[B, K]`` laid out like ``turn_mask``
+            (0 on absent turns), and ``Tensor[B]``, what a truncated episode
+            bootstraps from (a terminated one's is never read).
+        """
+        per_traj = [self.transitions(t, process_coef=process_coef) for t in trajectories]
+        values = torch.zeros(turn_mask.shape)
+        values[turn_mask] = self.values([x.state for ts in per_traj for x in ts])
+        return values, self.values([ts[-1].next_state for ts in per_traj])
+
     def state_dict(self) -> dict[str, Any]:
         return {"online": self.online.state_dict(), "target": self.target.state_dict(),
                 "optimizer": self.optimizer.state_dict(), "buffer": self.buffer.state_dict(),

@@ -278,10 +278,7 @@ class PPOTrainer(Trainer):
         metrics = {f"batch_{k}": float(v) for k, v in stats.as_dict().items()}
         kept, _ = trainable_only(trajectories)
         values = self.values(batch)
-        turns = turn_tensors(kept, process_coef=cfg.process_coef)
-        bootstrap = self.bootstrap_values(kept, turns.terminated)
-        adv, returns = token_gae(batch, values, turns.rewards, turns.mask, turns.terminated,
-                                 bootstrap, gamma=cfg.gamma, lam=cfg.lam)
+        adv, returns = self.token_advantages(batch, kept, values, metrics)
         mask = batch.loss_mask
         if batch.num_action_tokens:
             metrics.update(value_mean=float(masked_mean(values, mask)),
@@ -292,6 +289,18 @@ class PPOTrainer(Trainer):
             adv = whiten(adv, mask)
         batch = dataclasses.replace(batch, advantages=adv, old_values=values, returns=returns)
         return batch, metrics
+
+    def token_advantages(self, batch: Batch, kept: list[Trajectory], values: Tensor,
+                         metrics: dict[str, float]) -> tuple[Tensor, Tensor]:
+        """``(advantages, returns)``, each ``Tensor[N, T]``: GAE over the action tokens.
+
+        A subclass that estimates them otherwise overrides this (and may add to ``metrics``).
+        """
+        cfg = self.config
+        turns = turn_tensors(kept, process_coef=cfg.process_coef)
+        bootstrap = self.bootstrap_values(kept, turns.terminated)
+        return token_gae(batch, values, turns.rewards, turns.mask, turns.terminated, bootstrap,
+                         gamma=cfg.gamma, lam=cfg.lam)
 
     @torch.no_grad()
     def values(self, batch: Batch) -> Tensor:

@@ -255,18 +255,16 @@ class TurnLevelTrainer(Trainer):
 
     def _critic_advantages(self, trajectories: list[Trajectory], turns: TurnTensors) -> Tensor:
         assert self.critic is not None
-        per_traj = [self.critic.transitions(t, process_coef=self.config.process_coef)
-                    for t in trajectories]
-        flat = [x for ts in per_traj for x in ts]
-        grid = torch.zeros(turns.mask.shape)
+        coef = self.config.process_coef
         if self.estimator is TurnEstimator.ARCHER:
-            grid[turns.mask] = self.critic.advantages(flat)
+            grid = torch.zeros(turns.mask.shape)
+            grid[turns.mask] = self.critic.advantages(
+                [x for t in trajectories for x in self.critic.transitions(t, process_coef=coef)])
             return grid
-        grid[turns.mask] = self.critic.values([x.state for x in flat])
-        bootstrap = self.critic.values([ts[-1].next_state for ts in per_traj])
-        adv, _ = turn_gae(turns.rewards, grid, turns.mask, gamma=self.config.gamma,
+        values, after = self.critic.turn_values(trajectories, turns.mask, process_coef=coef)
+        adv, _ = turn_gae(turns.rewards, values, turns.mask, gamma=self.config.gamma,
                           lam=self.config.lam, terminated=turns.terminated,
-                          bootstrap_values=bootstrap)
+                          bootstrap_values=after)
         return adv
 
     # ------------------------------------------------------ persistence
