@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+import toolgym.envs  # noqa: F401 - registers the built-in envs
 from tests.trainers.toy_env import DigitsEnv
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
+from toolgym.envs.calc import calc_tasks, oracle_actions
 from toolgym.errors import ReplayDiverged
+from toolgym.rollout import RolloutConfig, RolloutManager
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory, Turn
@@ -58,3 +61,31 @@ async def test_an_episode_that_ends_before_the_boundary_is_reported() -> None:
                              task_id=rec.task_id, seed=rec.seed)
     with pytest.raises(ReplayDiverged, match="<episode ended>"):
         check_prefix(cont, rec, 1)
+
+
+class OracleByTurn(AgentBase):
+    """Answers turn ``k`` of any episode with ``actions[k]`` (k = assistant turns so far)."""
+
+    def __init__(self, actions: list[str]) -> None:
+        self.actions = actions
+
+    async def act(self, conversation: Conversation) -> AgentTurn:
+        k = sum(m["role"] == "assistant" for m in conversation.messages)
+        return AgentTurn(self.actions[k])
+
+
+@pytest.mark.docker
+async def test_a_continuation_replays_real_tool_calls_in_a_docker_sandbox(python_image) -> None:
+    task = next(t for t in calc_tasks().split("train") if len(oracle_actions(t)) >= 3)
+    config = RolloutConfig(env_id="toolgym/Calculator-v0", group_size=1, concurrency=2)
+    manager = RolloutManager(config, OracleByTurn(oracle_actions(task)))
+    try:
+        original = await manager.episode(task.id, seed=1)
+        assert original is not None and original.final_reward == 1.0
+        cont = await manager.continuation(original, 2)  # two calc calls replayed in a sandbox
+    finally:
+        await manager.aclose()
+    assert cont is not None and cont.final_reward == 1.0
+    assert [t.observation for t in cont.turns] == [t.observation for t in original.turns]
+    assert manager.stats["continuations"] == 1 and manager.stats["replay_diverged"] == 0
+    assert manager.stats["continuation_env_steps"] == len(original.turns)
