@@ -3,6 +3,7 @@
 One step::
 
     groups = await source.get_batch(groups_per_step)     # RolloutManager, in the background
+    await prepare(groups)                                # more rollouts, if any (VinePPO)
     batch  = build_batch(groups, advantage_fn)           # drop infra errors, pad, advantages
     policy_update(batch)                                 # micro-batches, accumulation, AdamW
     await weight_sync(policy, version + 1)               # the agent samples from new weights
