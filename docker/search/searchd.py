@@ -14,6 +14,11 @@ JSON request on stdin and a JSON reply line on stdout:
   call (the client retries once). A lock file makes concurrent first calls
   start one server; the socket appears (renamed into place) only once the
   index is loaded, so a client never talks to a half-started server.
+- A sandbox that runs ``serve /run/toolgym`` as its *service* (toolgym's
+  ``SandboxSpec.service``: another uid, started with the container, untouched
+  by resets) answers every episode's searches from one warm index: the
+  client asks ``/run/toolgym/sock`` first and only falls back to a server of
+  its own when that one is not (or not yet) there.
 
 Only the standard library is imported outside ``serve``.
 """
@@ -26,6 +31,8 @@ import time
 
 DATA = os.environ.get("TOOLGYM_SEARCH_DATA", "/opt/search/data")
 STATE = os.environ.get("TOOLGYM_SEARCH_STATE", "/tmp/.toolgym-search")
+SHARED = "/run/toolgym/sock"
+"""The socket of the sandbox's resident server, if it runs one."""
 PAGE_CHARS = 1500
 """Most characters on one page of a document (pages end at line ends)."""
 MAX_K = 20
@@ -159,6 +166,7 @@ def serve(state=STATE):
     tmp = f"{path}.{os.getpid()}"
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(tmp)
+    os.chmod(tmp, 0o666)  # a shared server runs as another uid than its clients
     server.listen(16)
     os.rename(tmp, path)  # ready: clients see the socket only now
     while True:
@@ -222,13 +230,19 @@ def _start_server(state):
     return pid
 
 
-def search_client(request, state=STATE):
-    """Send a search to the server, starting it (once, under a lock) when none answers."""
+def search_client(request, state=STATE, shared=SHARED):
+    """Send a search to the shared server, else to this sandbox's own, starting that
+    (once, under a lock) when none answers."""
     import fcntl
 
+    payload = json.dumps(request).encode() + b"\n"
+    if os.path.exists(shared):
+        try:
+            return _ask(shared, payload)
+        except OSError:
+            pass
     os.makedirs(state, mode=0o700, exist_ok=True)
     path = os.path.join(state, "sock")
-    payload = json.dumps(request).encode() + b"\n"
     for attempt in (1, 2):
         try:
             return _ask(path, payload)

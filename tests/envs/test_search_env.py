@@ -28,7 +28,7 @@ from toolgym.envs.search import (
     wrong_actions,
 )
 from toolgym.envs.search.demos import open_call, search_call
-from toolgym.envs.search.env import SearchEnv
+from toolgym.envs.search.env import SearchEnv, search_sandbox
 from toolgym.envs.search.tool import format_error, format_page, format_results
 from toolgym.envs.search.verifier import MAX_ANSWER_CHARS
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
@@ -279,6 +279,27 @@ async def test_a_killed_index_server_is_restarted(sandbox):
     assert "domestic_dog" in (await search(sandbox, query=DOG)).text
     await sandbox.areset()  # kills the server and wipes its socket
     assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+
+
+@pytest.mark.docker
+async def test_the_resident_index_server_survives_the_agent_and_resets(search_image):
+    sandbox = await DockerSandbox.acreate(search_sandbox(search_image))
+    try:
+        up = await sandbox.aexec("for i in $(seq 300); do test -S /run/toolgym/sock && exit 0; "
+                                 "sleep 0.1; done; exit 1")
+        assert up.exit_code == 0, "the service never opened its socket"
+        search = search_tool()
+        own_servers = "pgrep -u 1000 -fc '[s]earchd.py serve' || true"
+        attack = await sandbox.aexec("pkill -9 -f '[s]earchd.py serve'; rm -f /run/toolgym/sock; "
+                                     "touch /run/toolgym/x 2>&1; pgrep -c -u 65534 -x python3")
+        assert "Permission denied" in attack.stdout or "Read-only" in attack.stdout
+        assert attack.stdout.strip().endswith("1")  # the service's server, still there
+        for _ in range(2):  # an episode, a reset, the next episode
+            assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+            assert (await sandbox.aexec(own_servers)).stdout.strip() == "0"
+            await sandbox.areset()
+    finally:
+        await sandbox.aclose()
 
 
 @pytest.mark.docker

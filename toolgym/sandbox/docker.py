@@ -45,6 +45,8 @@ AGENT_USER = "1000:1000"
 """uid:gid the agent's commands (and the supervisor) run as."""
 IDLE_USER = "65534:65534"
 """uid:gid of the container's main process, out of the agent's reach."""
+SERVICE_DIR = "/run/toolgym"
+"""A tmpfs the :attr:`SandboxSpec.service` may write (the agent may read, not write it)."""
 _DOCKER_FRAME = struct.Struct(">BxxxL")
 
 
@@ -66,6 +68,11 @@ class SandboxSpec:
     env: Mapping[str, str] = field(default_factory=dict)
     wipe: tuple[str, ...] = ("/work", "/tmp", "/dev/shm")
     """Directories emptied when a pooled sandbox is made clean again."""
+    service: tuple[str, ...] = ()
+    """argv of a process the container runs from its start, beside the idle one and as
+    the same user, out of the agent's reach: resets neither kill it nor wipe its
+    writable dir, :data:`SERVICE_DIR`. For read-only helpers every episode may share,
+    such as Search-v0's index server (it would cost each episode a reload)."""
 
     def base_env(self) -> dict[str, str]:
         """Environment the agent's commands start with."""
@@ -83,8 +90,17 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
     """The ``containers.run`` keyword arguments that enforce ``spec``'s isolation."""
     lim = spec.limits
     mem = f"{lim.memory_mb}m"
+    tmpfs = {
+        spec.workdir: f"rw,size={lim.workdir_mb}m,mode=0755,uid=1000,gid=1000",
+        "/tmp": "rw,size=64m,mode=1777",
+    }
+    command = ["sleep", "infinity"]
+    if spec.service:
+        uid, gid = IDLE_USER.split(":")
+        tmpfs[SERVICE_DIR] = f"rw,size=1m,mode=0755,uid={uid},gid={gid}"
+        command = ["sh", "-c", '"$@" & exec sleep infinity', "service", *spec.service]
     return {
-        "command": ["sleep", "infinity"],
+        "command": command,
         "init": True,
         "user": IDLE_USER,
         "working_dir": spec.workdir,
@@ -95,10 +111,7 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
         "nano_cpus": int(lim.cpus * 1e9),
         "pids_limit": lim.pids,
         "read_only": True,
-        "tmpfs": {
-            spec.workdir: f"rw,size={lim.workdir_mb}m,mode=0755,uid=1000,gid=1000",
-            "/tmp": "rw,size=64m,mode=1777",
-        },
+        "tmpfs": tmpfs,
         "cap_drop": ["ALL"],
         "security_opt": ["no-new-privileges"],
         "ulimits": [
