@@ -13,8 +13,9 @@ of its continuation rollouts (replayed turns included). The arms (``--methods``)
 (turn-level GAE above token-level GAE); ``archer_*`` are ArCHer ablations.
 Outputs, under ``--out``:
 
-- ``curves.png``: training success against cumulative env steps, mean over
-  seeds with a min-max band, smoothed over ``--window`` steps;
+- ``curves.png``: training success against cumulative env steps and against
+  training steps, mean over seeds with a standard-error band, smoothed over
+  ``--window`` steps;
 - ``table.md``: final success (mean of the last ``--window`` steps of each
   seed; mean +- sd over seeds) and the env steps each method needs before its
   seed-mean curve first reaches GRPO's final success;
@@ -234,25 +235,35 @@ def table(by_method: dict[str, list[Run]], window: int) -> str:
 
 
 def plot(by_method: dict[str, list[Run]], path: Path, window: int, title: str) -> Path:
-    """Success against env steps: mean over seeds, min-max band."""
+    """Success against env steps (left) and against training steps (right).
+
+    Lines are the mean over seeds, bands the standard error of that mean.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    fig, (by_env, by_step) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for name, runs in by_method.items():
         x, ys = mean_curve(runs, window)
         mean = [statistics.fmean(y[i] for y in ys) for i in range(len(x))]
-        line, = ax.plot(x, mean, linewidth=2, label=f"{name} ({len(runs)} seeds)")
-        ax.fill_between(x, [min(y[i] for y in ys) for i in range(len(x))],
-                        [max(y[i] for y in ys) for i in range(len(x))],
-                        color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("environment steps (turns) trained on")
-    ax.set_ylabel(f"training success (moving mean of {window} steps)")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+        se = [statistics.stdev(y[i] for y in ys) / len(ys) ** 0.5 if len(ys) > 1 else 0.0
+              for i in range(len(x))]
+        low = [m - e for m, e in zip(mean, se, strict=True)]
+        high = [m + e for m, e in zip(mean, se, strict=True)]
+        steps = list(range(1, len(x) + 1))
+        for ax, xs in ((by_env, x), (by_step, steps)):
+            line, = ax.plot(xs, mean, linewidth=2, label=f"{name} ({len(runs)} seeds)")
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
+    by_env.set_xscale("log")
+    by_env.set_xlabel("environment steps (turns), VinePPO's continuations included")
+    by_env.set_ylabel(f"training success (moving mean of {window} steps)")
+    by_step.set_xlabel("training step (one batch of groups)")
+    for ax in (by_env, by_step):
+        ax.grid(alpha=0.3)
+    by_step.legend(fontsize=8, loc="lower right")
+    fig.suptitle(f"{title}; bands: ± 1 standard error over seeds", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
