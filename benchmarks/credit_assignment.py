@@ -117,6 +117,8 @@ class Budget:
     group_size: int = 8
     lr: float = 1e-3
     max_new_tokens: int = 8
+    depth: int = 3
+    """Key lookups before the answer (the env's ``depth``); the turn budget is depth + 2."""
 
 
 @dataclass(frozen=True)
@@ -131,12 +133,12 @@ class Run:
 
 
 # ------------------------------------------------------------- warm start
-def warm_start(out: Path, *, sft_steps: int, n_demos: int, seed: int = 0,
+def warm_start(out: Path, *, sft_steps: int, n_demos: int, depth: int = 3, seed: int = 0,
                echo: Callable[[str], None] = print) -> Path:
     """Tokenizer and tiny model from scratch, SFT on imperfect demos; the SFT model's path."""
     rng = random.Random(seed)
-    train = list(keychain_tasks().split("train"))[:n_demos]
-    demos = [demonstration(t, rng) for t in train]
+    train = list(keychain_tasks(depth=depth).split("train"))[:n_demos]
+    demos = [demonstration(t, rng, max_turns=depth + 2) for t in train]
     texts = render_chats(d.messages for d in demos)
     tokenizer = train_tokenizer(texts, vocab_size=MODEL.vocab_size)
     model = build_tiny_lm(tokenizer, MODEL, seed=seed)
@@ -169,6 +171,7 @@ def method_config(method: Method, *, model_dir: Path, run_dir: Path, seed: int,
         optim=OptimConfig(lr=budget.lr, schedule="cosine"),
         rollout=RolloutConfig(env_id=ENV, group_size=budget.group_size,
                               concurrency=budget.groups * budget.group_size, split="train",
+                              env_kwargs={"depth": budget.depth, "max_turns": budget.depth + 2},
                               max_staleness=1, seed=seed),
         sampling=SamplingParams(temperature=1.0, max_new_tokens=budget.max_new_tokens),
     )
@@ -277,7 +280,8 @@ def benchmark(out: Path, *, methods: Sequence[str], seeds: Sequence[int], budget
     """Warm start, then every method on every seed (sequentially); writes table, PNG, JSON."""
     torch.set_num_threads(1)
     out.mkdir(parents=True, exist_ok=True)
-    model_dir = warm_start(out, sft_steps=sft_steps, n_demos=n_demos, echo=echo)
+    model_dir = warm_start(out, sft_steps=sft_steps, n_demos=n_demos, depth=budget.depth,
+                           echo=echo)
     by_method: dict[str, list[Run]] = {}
     for name in methods:
         for seed in seeds:
@@ -300,8 +304,8 @@ def report(by_method: dict[str, list[Run]], out: Path, *, budget: Budget, window
         md = table(by_method, window)
         (out / "table.md").write_text(md + "\n")
         echo(md)
-    title = (f"{ENV}: {budget.steps} steps x {budget.groups} tasks x {budget.group_size} "
-             f"episodes, tiny LM, CPU")
+    title = (f"{ENV} (depth {budget.depth}): {budget.steps} steps x {budget.groups} tasks x "
+             f"{budget.group_size} episodes, tiny LM, CPU")
     echo(f"plot: {plot(by_method, out / 'curves.png', window, title)}")
 
 
@@ -345,6 +349,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--groups", type=int, default=defaults.groups, help="tasks per step")
     p.add_argument("--group-size", type=int, default=defaults.group_size)
     p.add_argument("--lr", type=float, default=defaults.lr)
+    p.add_argument("--depth", type=int, default=defaults.depth,
+                   help="key lookups before the answer (harder credit assignment when larger)")
     p.add_argument("--sft-steps", type=int, default=400)
     p.add_argument("--demos", type=int, default=1000)
     p.add_argument("--window", type=int, default=3, help="smoothing / final-success window")
@@ -357,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         replot(args.out, args.merge)
         return
     budget = replace(defaults, steps=args.steps, groups=args.groups,
-                     group_size=args.group_size, lr=args.lr)
+                     group_size=args.group_size, lr=args.lr, depth=args.depth)
     start = time.perf_counter()
     benchmark(args.out, methods=args.methods, seeds=args.seeds, budget=budget,
               sft_steps=args.sft_steps, n_demos=args.demos, window=args.window)
