@@ -43,10 +43,11 @@ def test_table_reports_every_method_against_grpos_final(bench):
 
 def test_entry_point_runs_end_to_end_on_a_tiny_budget_and_merges_runs(bench, tmp_path: Path):
     tiny = ["--seeds", "0", "1", "--steps", "2", "--groups", "2", "--group-size", "2",
-            "--sft-steps", "3", "--demos", "16", "--window", "1"]
+            "--sft-steps", "3", "--demos", "16", "--window", "1", "--depth", "4"]
     bench.main(["--out", str(tmp_path / "a"), "--methods", "grpo", "gigpo", "vine", *tiny])
     bench.main(["--out", str(tmp_path / "b"), "--methods", "archer", *tiny])
     results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["budget"]["depth"] == 4
     assert sorted({(r["method"], r["seed"]) for r in results["runs"]}) == [
         (m, s) for m in ("gigpo", "grpo", "vine") for s in (0, 1)]
     assert all(len(r["success"]) == 2 and r["env_steps"][-1] >= 8 for r in results["runs"])
