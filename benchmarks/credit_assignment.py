@@ -246,6 +246,7 @@ def plot(by_method: dict[str, list[Run]], path: Path, window: int, title: str) -
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
     fig, (by_env, by_step) = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
     for name, runs in by_method.items():
@@ -260,6 +261,8 @@ def plot(by_method: dict[str, list[Run]], path: Path, window: int, title: str) -
             line, = ax.plot(xs, mean, linewidth=2, label=f"{name} ({len(runs)} seeds)")
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
     by_env.set_xscale("log")
+    by_env.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    by_env.xaxis.set_minor_formatter(NullFormatter())
     by_env.set_xlabel("environment steps (turns), VinePPO's continuations included")
     by_env.set_ylabel(f"training success (moving mean of {window} steps)")
     by_step.set_xlabel("training step (one batch of groups)")
