@@ -33,12 +33,11 @@ from typing import Any, ClassVar
 
 from torch import Tensor
 
-from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory
 from toolgym.trainers.archer import ArCHerCritic, CriticConfig
 from toolgym.trainers.base import TrainerConfig
 from toolgym.trainers.batching import Batch
-from toolgym.trainers.config import option
+from toolgym.trainers.config import option, require_unit_interval
 from toolgym.trainers.ppo import PPOConfig, PPOTrainer
 from toolgym.trainers.turn_advantages import bilevel_gae, turn_gae
 from toolgym.trainers.turn_batch import turn_tensors
@@ -62,9 +61,7 @@ class BiLevelConfig(PPOConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (0.0 <= self.turn_gamma <= 1.0 and 0.0 <= self.turn_lam <= 1.0):
-            raise ConfigError(f"Need 0 <= turn_gamma <= 1 and 0 <= turn_lam <= 1; got "
-                              f"{self.turn_gamma}, {self.turn_lam}.")
+        require_unit_interval(self, "turn_gamma", "turn_lam")
 
 
 class BiLevelTrainer(PPOTrainer):

@@ -50,6 +50,7 @@ __all__ = [
     "from_dict",
     "load_config",
     "option",
+    "require_unit_interval",
     "to_dict",
     "dump_yaml",
 ]
@@ -69,6 +70,24 @@ def option(default: Any = _MISSING, help: str = "", *, factory: Any = _MISSING) 
     if factory is not _MISSING:
         return dataclasses.field(default_factory=factory, metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
+
+
+def require_unit_interval(config: Any, *names: str) -> None:
+    """Raise :class:`ConfigError` unless every field ``names`` of ``config`` is in [0, 1].
+
+    For discounts and GAE lambdas, which every trainer with a critic has.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> require_unit_interval(SimpleNamespace(gamma=1.0, lam=1.5), "gamma", "lam")
+        Traceback (most recent call last):
+        ...
+        toolgym.errors.ConfigError: Need 0 <= gamma <= 1 and 0 <= lam <= 1; got 1.0, 1.5.
+    """
+    values = [getattr(config, n) for n in names]
+    if not all(0.0 <= v <= 1.0 for v in values):
+        raise ConfigError(f"Need {' and '.join(f'0 <= {n} <= 1' for n in names)}; got "
+                          f"{', '.join(str(v) for v in values)}.")
 
 
 # ------------------------------------------------------------------ help text

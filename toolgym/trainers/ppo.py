@@ -62,7 +62,7 @@ from toolgym.rollout.trajectory import Trajectory
 from toolgym.trainers.advantages import gae, whiten
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import Batch, build_batch, trainable_only
-from toolgym.trainers.config import option
+from toolgym.trainers.config import option, require_unit_interval
 from toolgym.trainers.logprobs import last_hidden_state
 from toolgym.trainers.losses import masked_mean
 from toolgym.trainers.optim import build_optimizer, build_scheduler
@@ -96,9 +96,7 @@ class PPOConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
-            raise ConfigError(f"Need 0 <= gamma <= 1 and 0 <= lam <= 1; got {self.gamma}, "
-                              f"{self.lam}.")
+        require_unit_interval(self, "gamma", "lam")
         if self.value_coef <= 0:
             raise ConfigError(f"value_coef must be > 0: without a value loss the head never "
                               f"learns and GAE runs against V = 0 (got {self.value_coef}); for "

@@ -51,7 +51,7 @@ from toolgym.trainers.advantages import AdvantageEstimator, get_advantage_estima
 from toolgym.trainers.archer import ArCHerCritic, CriticConfig
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import Batch, build_batch, trainable_only
-from toolgym.trainers.config import option
+from toolgym.trainers.config import option, require_unit_interval
 from toolgym.trainers.turn_advantages import (
     discounted_returns,
     gigpo_advantages,
@@ -123,9 +123,7 @@ class TurnLevelConfig(TrainerConfig):
                                              AdvantageEstimator.REINFORCE_PP):
                 raise ConfigError(f"{name} must be a group estimator (grpo, drgrpo, rloo); "
                                   f"got {value!r}.")
-        if not (0.0 <= self.gamma <= 1.0 and 0.0 <= self.lam <= 1.0):
-            raise ConfigError(f"Need 0 <= gamma <= 1 and 0 <= lam <= 1; got {self.gamma}, "
-                              f"{self.lam}.")
+        require_unit_interval(self, "gamma", "lam")
         if self.vine_samples < 1:
             raise ConfigError(f"vine_samples must be >= 1; got {self.vine_samples}.")
         if TurnEstimator(self.turn_estimator).needs_group and self.rollout.group_size < 2:
