@@ -19,7 +19,7 @@ from tests.trainers.conftest import (
 from toolgym._sync import run_sync
 from toolgym.cli.train import app
 from toolgym.errors import ConfigError
-from toolgym.rollout.trajectory import Trajectory, read_jsonl
+from toolgym.rollout.trajectory import Trajectory, Turn, read_jsonl
 from toolgym.trainers.config import from_dict, to_dict
 from toolgym.trainers.metrics import read_metrics
 from toolgym.trainers.turn_batch import turn_contexts
@@ -159,3 +159,26 @@ def test_vine_needs_a_source_that_can_continue_episodes(tiny_dir: Path, tmp_path
     cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="vine", total_steps=1)
     with pytest.raises(ConfigError, match="continuation"):
         TurnLevelTrainer(cfg, source=ReplaySource([]), echo=None)
+
+
+class ContinuingSource(ReplaySource):
+    """ReplaySource whose continuations are a fixed three-turn episode (0.5, 0.25, outcome 1)."""
+
+    async def continuation(self, trajectory: Trajectory, turn: int) -> Trajectory:
+        turns = [Turn("a", [1], reward=0.5), Turn("b", [2], reward=0.25), Turn("c", [3])]
+        return Trajectory("toy", trajectory.task_id, turns, final_reward=1.0, outcome="success")
+
+
+def test_vine_values_are_the_continuations_discounted_returns(tiny_dir: Path,
+                                                               tmp_path: Path) -> None:
+    groups = synthetic_groups(tiny_dir, 1, 2, seed=0)
+    cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="vine", vine_samples=2,
+                      gamma=0.5, process_coef=0.4)
+    trainer = TurnLevelTrainer(cfg, source=ContinuingSource([groups]), echo=None)
+    trajs = [t for g in groups for t in g]
+    metrics = run_sync(trainer.prepare(trajs))
+    assert metrics["vine_continuations"] == 2 * 2 and metrics["vine_env_steps"] == 4 * 3
+    # from boundary 1 of the continuation: 0.4 * 0.25 + 0.5 * 1.0 (the outcome replaces turn 2's)
+    assert [len(t.info["vine_returns"][0]) for t in trajs] == [0, 0]  # the group stands in
+    values = [v for t in trajs for v in t.info["vine_returns"][1]]
+    assert values == pytest.approx([0.6] * 4)

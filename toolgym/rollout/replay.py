@@ -44,12 +44,13 @@ class PrefixAgent:
 
     Example:
         >>> from toolgym._sync import run_sync
-        >>> agent = PrefixAgent(None, [Turn("get a", [7])])
+        >>> from toolgym.agents.base import AgentBase
+        >>> agent = PrefixAgent(AgentBase(), [Turn("get a", [7])])
         >>> run_sync(agent.act(Conversation([]))).token_ids
         [7]
     """
 
-    def __init__(self, agent: Agent | None, turns: Sequence[Turn]) -> None:
+    def __init__(self, agent: Agent, turns: Sequence[Turn]) -> None:
         self.agent, self.turns = agent, list(turns)
         self.replayed = 0
 
@@ -60,8 +61,6 @@ class PrefixAgent:
             return AgentTurn(text=turn.action_text, token_ids=turn.action_ids,
                              logprobs=turn.action_logprobs, finish_reason=turn.finish_reason,
                              policy_version=turn.policy_version)
-        if self.agent is None:
-            raise RuntimeError("PrefixAgent: the recorded turns ran out and there is no agent")
         return await self.agent.act(conversation)
 
 

@@ -60,7 +60,7 @@ from toolgym.trainers.turn_advantages import (
     vine_advantages,
     vine_values,
 )
-from toolgym.trainers.turn_batch import TurnTensors, turn_rewards, turn_tensors
+from toolgym.trainers.turn_batch import TurnTensors, turn_tensors
 
 __all__ = ["ArCHerConfig", "RolloutConfig", "TurnEstimator", "TurnLevelConfig",
            "TurnLevelTrainer"]
@@ -221,16 +221,15 @@ class TurnLevelTrainer(Trainer):
         results = await asyncio.gather(*(continuation(t, k) for t, k in jobs))
         for t in kept:
             t.info["vine_returns"] = [[] for _ in t.turns]
-        steps = 0
-        for (t, k), cont in zip(jobs, results, strict=True):
-            if cont is not None:
-                steps += len(cont.turns)
-                rewards = turn_rewards(cont, process_coef=self.config.process_coef)
-                t.info["vine_returns"][k].append(
-                    sum(self.config.gamma ** (j - k) * r for j, r in enumerate(rewards) if j >= k))
-        done = sum(r is not None for r in results)
-        return {"vine_continuations": float(done), "vine_dropped": float(len(jobs) - done),
-                "vine_env_steps": float(steps), "vine_s": time.perf_counter() - start}
+        ran = [(t, k, c) for (t, k), c in zip(jobs, results, strict=True) if c is not None]
+        if ran:
+            turns = turn_tensors([c for *_, c in ran], process_coef=self.config.process_coef)
+            returns = discounted_returns(turns.rewards, turns.mask, gamma=self.config.gamma)
+            for i, (t, k, _) in enumerate(ran):
+                t.info["vine_returns"][k].append(float(returns[i, k]))
+        return {"vine_continuations": float(len(ran)), "vine_dropped": float(len(jobs) - len(ran)),
+                "vine_env_steps": float(sum(len(c.turns) for *_, c in ran)),
+                "vine_s": time.perf_counter() - start}
 
     def _vine_advantages(self, trajectories: list[Trajectory], turns: TurnTensors,
                          group_ids: Tensor) -> Tensor:
