@@ -5,7 +5,7 @@ does right *some* of the time, DESIGN.md): at each lookup, with probability
 ``p_wrong_key``, the demonstrator asks for a random other key, then carries on
 from whatever it was shown; with probability ``p_miscopy`` it answers a digit
 other than the one it saw. Transcripts are computed with the env's own
-:func:`~toolgym.envs.keychain.tasks.lookup`, so they are exactly what the env
+:func:`~toolgym.envs.keychain.tasks.replies`, so they are exactly what the env
 would produce.
 
     >>> import random
@@ -21,7 +21,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from toolgym.envs.keychain.tasks import KEYS, answer_of, chain_actions, lookup
+from toolgym.envs.keychain.tasks import KEYS, answer_of, chain_actions, replies
 from toolgym.envs.tasks import Task
 from toolgym.tools import ToolCall, ToolSet, render_tool_call
 
@@ -47,26 +47,16 @@ def wrong_actions(task: Task) -> list[str]:
 
 def simulate(task: Task, actions: list[str], tools: ToolSet | None = None) -> list[Message]:
     """The messages an episode with these actions produces (stops at the final answer)."""
-    from toolgym.envs.keychain.env import BARE_CALL, get_tool  # env.py imports this module
+    from toolgym.envs.keychain.env import get_tool  # env.py imports this module
 
     tools = tools or ToolSet([get_tool()])
     messages: list[Message] = [{"role": "user", "content": task.prompt}]
     for action in actions:
         messages.append({"role": "assistant", "content": action})
-        bare = BARE_CALL.fullmatch(action.strip())
-        if bare is not None:
-            messages.append({"role": "tool", "name": "get",
-                             "content": lookup(task, bare.group(1))[0]})
-            continue
-        parsed = tools.parse(action)
-        if parsed.ok and not parsed.calls:
+        answered = replies(task, tools, action)
+        if answered is None:
             break
-        if parsed.error is not None:
-            messages.append({"role": "tool", "name": "error", "content": str(parsed.error)})
-            continue
-        for c in parsed.calls:
-            messages.append({"role": "tool", "name": c.name,
-                             "content": lookup(task, str(c.arguments["key"]))[0]})
+        messages.extend(message for message, _ in answered)
     return messages
 
 

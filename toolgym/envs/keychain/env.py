@@ -34,24 +34,21 @@ hack probes for ``check_env``.
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any
 
 from toolgym.envs.base import AsyncTextEnv
 from toolgym.envs.keychain.demos import oracle_actions, wrong_actions
-from toolgym.envs.keychain.tasks import answer_of, keychain_tasks, lookup
+from toolgym.envs.keychain.tasks import answer_of, keychain_tasks, replies
 from toolgym.envs.outcome import Outcome
 from toolgym.envs.spaces import AnyText
 from toolgym.envs.tasks import Task
 from toolgym.errors import ToolgymError
-from toolgym.tools import Tool, ToolResult, ToolSet, ToolStatus
+from toolgym.tools import Tool, ToolResult, ToolSet
 
 __all__ = ["KeyChainEnv", "get_tool"]
 
 Message = dict[str, Any]
-BARE_CALL = re.compile(r"get\s+(\S+)")
-"""The short form of a call, ``get a``: the whole message, surrounding blanks aside."""
 
 
 class GetTool(Tool):
@@ -138,23 +135,11 @@ class KeyChainEnv(AsyncTextEnv):
             raise ToolgymError("The episode is over (or never started): call reset() first.")
         self.turn += 1
         self.messages.append({"role": "assistant", "content": action})
-        bare = BARE_CALL.fullmatch(action.strip())
-        parsed = self.tools.parse(action)
-        if bare is None and parsed.ok and not parsed.calls:
+        answered = replies(self.task, self.tools, action)
+        if answered is None:
             return self._finish(action)
-        if bare is not None:
-            text, ok = lookup(self.task, bare.group(1))
-            self.tool_counts[(ToolStatus.OK if ok else ToolStatus.TOOL_ERROR).value] += 1
-            new = [{"role": "tool", "name": "get", "content": text}]
-        elif parsed.error is not None:
-            new = [{"role": "tool", "name": "error", "content": str(parsed.error)}]
-            self.tool_counts[parsed.status.value] += 1
-        else:
-            new = []
-            for c in parsed.calls:
-                text, ok = lookup(self.task, str(c.arguments["key"]))
-                self.tool_counts[(ToolStatus.OK if ok else ToolStatus.TOOL_ERROR).value] += 1
-                new.append({"role": "tool", "name": c.name, "content": text})
+        new = [message for message, _ in answered]
+        self.tool_counts.update(status.value for _, status in answered)
         self.messages.extend(new)
         obs = "\n\n".join(m["content"] for m in new)
         return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0)

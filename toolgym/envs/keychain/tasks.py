@@ -1,4 +1,4 @@
-"""KeyChain tasks: a hidden table of keys, a chain through it, and the pure lookup rule.
+"""KeyChain tasks: a hidden table of keys, a chain through it, and the pure lookup rules.
 
 A task hides a table over the keys ``a``-``h``. From the start key, ``depth``
 lookups lead through distinct keys to a digit, the answer::
@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import random
 import re
+from typing import Any
 
 from toolgym.envs.tasks import ListTaskSource, Task
 from toolgym.errors import ConfigError
+from toolgym.tools import ToolSet, ToolStatus
 
-__all__ = ["KEYS", "answer_of", "chain_actions", "keychain_tasks", "lookup", "make_task"]
+__all__ = ["BARE_CALL", "KEYS", "answer_of", "chain_actions", "keychain_tasks", "lookup",
+           "make_task", "replies"]
+
+Message = dict[str, Any]
+BARE_CALL = re.compile(r"get\s+(\S+)")
+"""The short form of a call, ``get a``: the whole message, surrounding blanks aside."""
 
 KEYS = "abcdefgh"
 """The keys a table has; every one is present in every table."""
@@ -70,6 +77,30 @@ def lookup(task: Task, key: str) -> tuple[str, bool]:
     if key not in table:
         return f"Error: no key {key!r}; keys are {', '.join(KEYS)}.", False
     return f"{key} -> {table[key]}", True
+
+
+def replies(task: Task, tools: ToolSet, action: str) -> list[tuple[Message, ToolStatus]] | None:
+    """What the env answers an assistant message with: a tool message and a status per call.
+
+    None when ``action`` calls no tool: it is the final answer. The env's
+    ``step`` and :func:`~toolgym.envs.keychain.demos.simulate` both answer
+    through here, so a transcript is exactly what an episode shows.
+    """
+    bare = BARE_CALL.fullmatch(action.strip())
+    if bare is not None:
+        return [_get(task, "get", bare.group(1))]
+    parsed = tools.parse(action)
+    if parsed.ok and not parsed.calls:
+        return None
+    if parsed.error is not None:
+        return [({"role": "tool", "name": "error", "content": str(parsed.error)}, parsed.status)]
+    return [_get(task, c.name, str(c.arguments["key"])) for c in parsed.calls]
+
+
+def _get(task: Task, name: str, key: str) -> tuple[Message, ToolStatus]:
+    text, ok = lookup(task, key)
+    return ({"role": "tool", "name": name, "content": text},
+            ToolStatus.OK if ok else ToolStatus.TOOL_ERROR)
 
 
 def chain_actions(task: Task) -> list[str]:
