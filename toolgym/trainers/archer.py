@@ -30,6 +30,7 @@ from torch import Tensor
 
 from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory
+from toolgym.trainers.advantages import whiten
 from toolgym.trainers.config import option
 from toolgym.trainers.critic import (
     ReplayBuffer,
@@ -211,9 +212,7 @@ class ArCHerCritic:
         states, actions, *_ = as_columns(transitions)
         q1, q2, v = self.online(states, actions)
         adv = torch.minimum(q1, q2) - v
-        if self.config.whiten and len(adv) > 1:
-            adv = (adv - adv.mean()) / (adv.std() + 1e-6)
-        return adv
+        return whiten(adv) if self.config.whiten and len(adv) > 1 else adv
 
     @torch.no_grad()
     def values(self, states: Sequence[Sequence[int]]) -> Tensor:
