@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -189,3 +190,42 @@ async def test_paused_blocks_generation_during_in_place_updates(chatml_dir: Path
     turn = await pending
     await agent.aclose()
     assert turn.policy_version == 1
+
+
+POISON = {"min_p": 0.95, "temperature": 0.05, "repetition_penalty": 3.0, "top_k": 1,
+          "do_sample": True, "no_repeat_ngram_size": 1}
+
+
+@pytest.fixture(scope="module")
+def poisoned_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The chatml model's twin (same weights) whose generation_config.json asks for near-greedy."""
+    from tests.helpers.tiny_model import build_tiny_model
+
+    path = build_tiny_model(tmp_path_factory.mktemp("poisoned"), chat_template="chatml")
+    config = path / "generation_config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), **POISON}))
+    return path
+
+
+@pytest.mark.parametrize("sampling", [SamplingParams(max_new_tokens=24),
+                                      SamplingParams(temperature=0.7, top_p=0.8, max_new_tokens=24),
+                                      SamplingParams(temperature=0.0, max_new_tokens=24)],
+                         ids=["T1", "T0.7-top_p0.8", "greedy"])
+async def test_the_checkpoints_generation_config_does_not_change_sampling(
+        chatml_dir: Path, poisoned_dir: Path, sampling: SamplingParams) -> None:
+    turns = []
+    for path in (chatml_dir, poisoned_dir):
+        agent = HFAgent(path, seed=3, sampling=sampling)
+        turns.append(await agent.act(conv("poison")))
+        await agent.aclose()
+    # the same weights and seed sample the same tokens with the same logprobs: what
+    # SamplingParams says, not the checkpoint's min_p / top_k / temperature / penalties
+    assert turns[1].token_ids == turns[0].token_ids
+    assert turns[1].logprobs == pytest.approx(turns[0].logprobs, abs=1e-6)
+    ids = torch.tensor([turns[1].prompt_token_ids + turns[1].token_ids])
+    with torch.no_grad():
+        argmax = agent.model(input_ids=ids).logits[0, len(turns[1].prompt_token_ids) - 1 : -1]
+    share = float((argmax.argmax(-1) == torch.tensor(turns[1].token_ids)).float().mean())
+    # a draw from the near-uniform tiny model is rarely its argmax (top_k=1 would make it always)
+    assert share == 1.0 if sampling.greedy else share < 0.5
+    assert agent.model.generation_config.min_p == 0.95  # the checkpoint's own config is kept

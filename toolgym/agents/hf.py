@@ -5,14 +5,22 @@ into one left-padded ``generate`` call that runs in a worker thread, so the
 event loop keeps driving sandboxes while the model works.
 
 Log-probabilities: each returned logprob is ``log_softmax`` of the scores the
-token was actually sampled from, that is after temperature and top-p (a
-processor placed last in ``generate``'s processor list records them step by
-step, so memory stays at one ``batch x vocab`` row instead of ``output_scores``'
-``steps x batch x vocab``). With ``temperature=1`` and ``top_p=1`` this is the
-model's own ``log_softmax``, which the tests check against a forward pass on
-the full sequence. Greedy decoding (``temperature=0``) records the ``T=1``
-distribution. The model's own sampling defaults (top-k, repetition penalty,
-...) are switched off: a trainer recomputing logprobs knows only temperature.
+token was actually sampled from, after temperature and top-p, computed by
+:func:`~toolgym.agents.sampling.sampling_logits`, the function the trainer
+recomputes them with ("processed logprobs"; a processor placed last in
+``generate``'s processor list records them step by step, so memory stays at
+one ``batch x vocab`` row instead of ``output_scores``' ``steps x batch x
+vocab``). With ``temperature=1`` and ``top_p=1`` this is the model's own
+``log_softmax``, which the tests check against a forward pass on the full
+sequence. Greedy decoding (``temperature=0``) records the ``T=1`` distribution.
+
+Sampling is exactly what :class:`SamplingParams` says: ``generate`` would
+otherwise merge the checkpoint's ``generation_config.json`` into the request
+(transformers 5 fills every field the request leaves unset, such as ``min_p``;
+4.50+ also overrides fields left at their global default, such as
+``temperature``), so for the duration of the call the model's generation
+config is swapped for a blank one and every processor of ``generate``'s own
+is set to a no-op.
 """
 
 from __future__ import annotations
@@ -30,11 +38,13 @@ import torch
 
 from toolgym.agents.base import DEFAULT_SAMPLING, AgentBase, AgentTurn, Conversation, SamplingParams
 from toolgym.agents.batching import Batcher
+from toolgym.agents.sampling import sampling_logits
 from toolgym.agents.templates import ChatTokenizer
 
-# Fields of GenerationConfig set to no-ops, so a model's shipped defaults
-# (Qwen: top_k=20, repetition_penalty=1.05) cannot leak in. The warper fields
-# are only valid (and only applied) when sampling.
+# Fields of GenerationConfig set to no-ops, so neither a model's shipped
+# defaults (Qwen: top_k=20, repetition_penalty=1.05) nor transformers' global
+# ones (top_k=50) apply; temperature and top-p are toolgym's own processor.
+# The warper fields are only valid (and only applied) when sampling.
 _NEUTRAL = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "min_new_tokens": 0}
 _NEUTRAL_WARPERS = {
     "temperature": 1.0,
@@ -179,15 +189,17 @@ class HFAgent(AgentBase):
 
     def _generate_batch(self, prompts: list[list[int]]) -> list[_Sample]:
         """Worker thread: one left-padded ``generate`` for the whole batch."""
+        from transformers import LogitsProcessorList
+
         start = time.perf_counter()
-        with self.lock, torch.inference_mode(), self._seeded():
+        with self.lock, torch.inference_mode(), self._seeded(), _blank_defaults(self.model):
             input_ids, attention_mask = _left_pad(prompts, self._pad_id, self.device)
             recorder = LogprobRecorder()
             sequences = self.model.generate(
                 input_ids=input_ids,
                 attention_mask=attention_mask,
                 generation_config=self._generation_config(),
-                logits_processor=_processors(self.sampling, recorder),
+                logits_processor=LogitsProcessorList([SamplingWarper(self.sampling), recorder]),
             )
             logprobs = recorder.finish(sequences, input_ids.shape[1])
             version = self.policy_version
@@ -270,16 +282,35 @@ class LogprobRecorder:
         return torch.stack([self.by_position[p] for p in range(start, end)], dim=1)
 
 
-def _processors(sampling: SamplingParams, recorder: LogprobRecorder) -> Any:
-    """Temperature and top-p, then the recorder, so it sees the scores actually sampled from."""
-    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+class SamplingWarper:
+    """Logits processor: temperature and top-p by :func:`sampling_logits` (no-op when greedy)."""
 
-    procs: list[Any] = []
-    if not sampling.greedy and sampling.temperature != 1.0:
-        procs.append(TemperatureLogitsWarper(sampling.temperature))
-    if not sampling.greedy and sampling.top_p < 1.0:
-        procs.append(TopPLogitsWarper(sampling.top_p))
-    return LogitsProcessorList([*procs, recorder])
+    def __init__(self, sampling: SamplingParams) -> None:
+        self.sampling = sampling
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if self.sampling.greedy:
+            return scores
+        return sampling_logits(scores, self.sampling.temperature, self.sampling.top_p)
+
+
+@contextlib.contextmanager
+def _blank_defaults(model: Any) -> Iterator[None]:
+    """Swap the model's generation config for a blank one while ``generate`` runs.
+
+    ``generate`` merges the model's config into the request's (see the module
+    docstring); with a blank one there is nothing from the checkpoint to merge.
+    A LoRA ``PeftModel`` generates with its base model's config.
+    """
+    from transformers import GenerationConfig
+
+    target = model.get_base_model() if hasattr(model, "get_base_model") else model
+    saved = target.generation_config
+    target.generation_config = GenerationConfig()
+    try:
+        yield
+    finally:
+        target.generation_config = saved
 
 
 def _left_pad(

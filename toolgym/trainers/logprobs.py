@@ -2,9 +2,12 @@
 
 The trainer's ratio ``pi / pi_old`` is only as right as these numbers: each
 position ``t`` gets ``log p(token_t | tokens_<t)`` from the logits at ``t - 1``,
-divided by the sampling temperature first, because the sampler's logprobs
-(:class:`~toolgym.agents.hf.HFAgent`) are those of the tempered distribution.
-Position 0 has no prefix and gets 0; it is never an action token.
+processed as the sampler processed them (temperature, then the top-p nucleus,
+by :func:`~toolgym.agents.sampling.sampling_logits`), because the sampler's
+logprobs (:class:`~toolgym.agents.hf.HFAgent`, vLLM's ``processed_logprobs``)
+are those of the distribution it drew from. The sampled token itself always
+stays in the nucleus, so its log-prob is finite. Position 0 has no prefix and
+gets 0; it is never an action token.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from toolgym.agents.sampling import sampling_logits
 from toolgym.trainers.losses import entropy_from_logits
 
 __all__ = ["last_hidden_state", "logprobs_from_logits", "token_logprobs",
@@ -26,6 +30,7 @@ def token_logprobs(
     attention_mask: Tensor,
     *,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     entropy_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
     """Per-token log-probs (and optionally entropies) of ``input_ids`` under ``model``.
@@ -35,6 +40,7 @@ def token_logprobs(
         input_ids: ``LongTensor[N, T]``, right-padded.
         attention_mask: ``Tensor[N, T]``, 1 on real tokens.
         temperature: The sampling temperature (0 or 1 leave the logits as they are).
+        top_p: The sampling nucleus (1, or temperature 0, keeps every token).
         entropy_mask: ``BoolTensor[N, T]``; when given, the entropy of the
             predictive distribution is computed at these positions only (it
             costs a ``[K, V]`` softmax) and returned as ``Tensor[N, T]``, 0 elsewhere.
@@ -43,7 +49,7 @@ def token_logprobs(
         ``(logprobs[N, T], entropy[N, T] or None)``, float32, differentiable.
     """
     logits = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).logits
-    return logprobs_from_logits(logits, input_ids, temperature=temperature,
+    return logprobs_from_logits(logits, input_ids, temperature=temperature, top_p=top_p,
                                 entropy_mask=entropy_mask)
 
 
@@ -53,6 +59,7 @@ def token_logprobs_and_hidden(
     attention_mask: Tensor,
     *,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     entropy_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None, Tensor]:
     """:func:`token_logprobs` plus the last hidden state of the same forward pass.
@@ -68,7 +75,7 @@ def token_logprobs_and_hidden(
     out = model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
                 output_hidden_states=True)
     logprobs, entropy = logprobs_from_logits(out.logits, input_ids, temperature=temperature,
-                                             entropy_mask=entropy_mask)
+                                             top_p=top_p, entropy_mask=entropy_mask)
     return logprobs, entropy, out.hidden_states[-1]
 
 
@@ -84,13 +91,15 @@ def logprobs_from_logits(
     input_ids: Tensor,
     *,
     temperature: float = 1.0,
+    top_p: float = 1.0,
     entropy_mask: Tensor | None = None,
 ) -> tuple[Tensor, Tensor | None]:
-    """The log-probs (and entropies) of :func:`token_logprobs` from logits ``[N, T, V]``."""
-    logits = logits[:, :-1].float()
-    if temperature not in (0.0, 1.0):
-        logits = logits / temperature
+    """The log-probs (and entropies) of :func:`token_logprobs` from logits ``[N, T, V]``.
+
+    The entropy is that of the processed distribution, the one sampled from.
+    """
     targets = input_ids[:, 1:, None]
+    logits = sampling_logits(logits[:, :-1], temperature, top_p, keep=targets[..., 0])
     taken = logits.gather(-1, targets).squeeze(-1) - torch.logsumexp(logits, dim=-1)
     zero = taken.new_zeros((taken.shape[0], 1))
     logprobs = torch.cat([zero, taken], dim=1)

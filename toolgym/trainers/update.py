@@ -65,8 +65,9 @@ def index_chunks(index: Tensor, size: int) -> Iterator[Tensor]:
         yield index[start : start + size]
 
 
-def _temperature(config: TrainerConfig) -> float:
-    return config.sampling.temperature or 1.0
+def _processing(config: TrainerConfig) -> dict[str, float]:
+    """How the sampler processed its logits (see :mod:`toolgym.agents.sampling`)."""
+    return {"temperature": config.sampling.temperature, "top_p": config.sampling.top_p}
 
 
 @torch.no_grad()
@@ -75,7 +76,7 @@ def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> 
     need_old, need_ref = config.tis_cap is not None, config.kl_coef > 0
     if not (need_old or need_ref) or len(batch) == 0:
         return batch
-    device, temp = policy.device, _temperature(config)
+    device, processing = policy.device, _processing(config)
     old = torch.zeros_like(batch.behaviour_logprobs)
     ref = torch.zeros_like(batch.behaviour_logprobs)
     for idx in index_chunks(torch.arange(len(batch)), config.micro_batch_size):
@@ -83,11 +84,11 @@ def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> 
         width = mb.input_ids.shape[1]
         if need_old:
             old[idx, :width] = token_logprobs(policy.model, mb.input_ids, mb.attention_mask,
-                                              temperature=temp)[0].cpu()
+                                              **processing)[0].cpu()
         if need_ref:
             with policy.reference() as reference:
                 ref[idx, :width] = token_logprobs(reference, mb.input_ids, mb.attention_mask,
-                                                  temperature=temp)[0].cpu()
+                                                  **processing)[0].cpu()
     return dataclasses.replace(batch, old_logprobs=old if need_old else None,
                                ref_logprobs=ref if need_ref else None)
 
@@ -103,7 +104,7 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig, denominator: f
                 value: ValueTerm | None = None) -> tuple[Tensor, dict[str, float]]:
     """Loss of one micro-batch (already divided by the mini-batch denominator) and its sums."""
     mask = mb.loss_mask
-    kwargs: dict[str, Any] = {"temperature": _temperature(config), "entropy_mask": mask}
+    kwargs: dict[str, Any] = {**_processing(config), "entropy_mask": mask}
     if value is None:
         logp, entropy = token_logprobs(policy.model, mb.input_ids, mb.attention_mask, **kwargs)
     else:
