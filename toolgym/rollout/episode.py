@@ -73,6 +73,11 @@ async def run_episode(
         if terminated or truncated:
             outcome = episode_outcome(terminated, truncated, info)
             traj.outcome = (outcome or Outcome.TRUNCATED).value
+            if traj.outcome == Outcome.TRUNCATED.value and prompt and info.get("new_messages"):
+                # a budget cut the episode, not the task: keep the state the policy would
+                # act from next (the env's reply and the generation prompt) to bootstrap from
+                _append_observation(prompt, turn, record, info["new_messages"])
+                traj.next_prompt_ids = prompt.prompt_token_ids
             traj.final_reward = float(reward)
             if "error" in info:
                 traj.info["error"] = info["error"]

@@ -78,6 +78,10 @@ class Trajectory:
     timings: dict[str, float] = field(default_factory=dict)
     """env_s (time in env.step/reset), model_s (time in agent.act), wall_s."""
     info: dict[str, Any] = field(default_factory=dict)
+    next_prompt_ids: list[int] = field(default_factory=list)
+    """For a truncated episode, the exact ids the policy would continue from next: the
+    last sample with the env's last reply and the generation prompt (what a critic
+    bootstraps from); empty when the episode ended or the reply was not recorded."""
 
     @property
     def trainable(self) -> bool:

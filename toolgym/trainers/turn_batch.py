@@ -112,10 +112,16 @@ def turn_contexts(trajectory: Trajectory) -> list[list[int]]:
 
 
 def after_last_turn(trajectory: Trajectory) -> list[int]:
-    """The state after the last turn: its context, its action and the env's reply.
+    """The state after the last turn: the ids the policy would act from next.
 
     Only a truncated episode needs it (a value to bootstrap from).
+    :func:`~toolgym.rollout.episode.run_episode` records it
+    (``Trajectory.next_prompt_ids``: context, last action, the env's reply and
+    the generation prompt); for a trajectory without it (built by hand, or
+    recorded before it existed) it is the last context, action and ``obs_ids``.
     """
+    if trajectory.next_prompt_ids:
+        return list(trajectory.next_prompt_ids)
     if not trajectory.turns:
         return []
     last = trajectory.turns[-1]
