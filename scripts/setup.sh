@@ -4,22 +4,21 @@
 #   packages  Debian packages: docker.io, debootstrap, bubblewrap, iptables,
 #             chromium, python3-venv (apt-get update only when one is missing)
 #   docker    a Docker daemon (started in the background when none answers)
-#   venv      .venv/ with torch (pinned, first) and toolgym, editable, with
-#             every extra of pyproject.toml but gpu
+#   venv      .venv/ with exactly the versions in requirements.lock (hashes
+#             checked; torch's CPU build and every extra but gpu), then
+#             toolgym itself, editable, without resolving anything more
 #   images    the sandbox images (`toolgym sandbox build`, skips up-to-date ones)
 #
 #   usage: scripts/setup.sh [STEP...]     (default: all four, in that order)
 #
 # Environment: PYTHON (interpreter for the venv, default python3),
-# TORCH_SPEC (default torch==2.13.0), TOOLGYM_EXTRAS (default: every extra but
-# gpu), TOOLGYM_CHROMIUM (default /usr/bin/chromium), DOCKERD_LOG (default
+# TOOLGYM_CHROMIUM (default /usr/bin/chromium), DOCKERD_LOG (default
 # /var/log/dockerd.log), DOCKERD_WAIT_S (default 60), DOCKERD_ARGS (extra
 # dockerd flags, e.g. "--data-root /big/disk/docker"; word-split).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}
-TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 DOCKERD_WAIT_S=${DOCKERD_WAIT_S:-60}
 read -r -a DOCKERD_ARGS <<<"${DOCKERD_ARGS:-}"
@@ -98,15 +97,8 @@ step_docker() {
 
 venv_stamp() {
   # Whatever the install depends on: a change in any of these reinstalls.
-  { cat pyproject.toml; echo "$TORCH_SPEC ${TOOLGYM_EXTRAS:-}"; pwd; "$VENV/bin/python" --version; } 2>&1 |
+  { cat pyproject.toml requirements.lock; pwd; "$VENV/bin/python" --version; } 2>&1 |
     sha256sum | cut -c1-16
-}
-
-venv_extras() {
-  # Every extra of pyproject.toml but gpu (vllm pulls a CUDA stack), comma-separated.
-  "$VENV/bin/python" -c 'import tomllib
-extras = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {})
-print(",".join(name for name in extras if name != "gpu"))'
 }
 
 step_venv() {
@@ -121,13 +113,31 @@ step_venv() {
     return
   fi
   rm -f "$STAMP"
-  # torch first and pinned: an unpinned torch would pull a multi-GB CUDA build.
-  say "venv: installing $TORCH_SPEC"
-  "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-  local extras
-  extras=${TOOLGYM_EXTRAS:-$(venv_extras)}
-  say "venv: installing toolgym[$extras] (editable)"
-  "$VENV/bin/python" -m pip install -q -e ".[$extras]"
+  # The lock pins every package (torch's CPU build included: an unpinned torch
+  # would pull a multi-GB CUDA build); scripts/lock.sh refreshes it.
+  say "venv: installing requirements.lock ($(grep -c '^[a-z0-9]' requirements.lock) packages, hashes checked)"
+  "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
+  say "venv: installing toolgym (editable, no dependency resolution)"
+  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  # A dependency added to pyproject.toml but not to the lock shows up here.
+  local unmet
+  unmet=$("$VENV/bin/python" - <<'PY'
+import importlib.metadata as md, tomllib
+from packaging.requirements import Requirement
+project = tomllib.load(open("pyproject.toml", "rb"))["project"]
+extras = project.get("optional-dependencies", {})
+wanted = project["dependencies"] + [r for name, rs in extras.items() if name != "gpu" for r in rs]
+for req in map(Requirement, wanted):
+    try:
+        version = md.version(req.name)
+    except md.PackageNotFoundError:
+        print(f"{req} (not installed)")
+        continue
+    if not req.specifier.contains(version, prereleases=True):
+        print(f"{req} (locked {version})")
+PY
+)
+  [[ -z $unmet ]] || die "requirements.lock does not satisfy pyproject.toml: $(echo $unmet); refresh it with scripts/lock.sh"
   echo "$stamp" >"$STAMP"
 }
 
