@@ -98,7 +98,8 @@ async def test_files_round_trip_and_missing_file(sandbox):
 
 
 async def test_killed_supervisor_is_restarted_and_counted(sandbox):
-    r = await sandbox.aexec("kill -9 -1")
+    pid = sandbox._channel.supervisor_pid  # noqa: SLF001
+    r = await sandbox.aexec(f"sleep 0.2; kill -9 {pid}", trusted=True)
     assert r.exit_code == -9 and "restarted" in r.stderr
     assert (await sandbox.aexec("echo back")).stdout == "back\n"
     assert sandbox.events["channel_restarts"] == 1

@@ -39,6 +39,7 @@ class HostSandbox(SyncMixin):
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         output_bytes: int | None = None,
+        trusted: bool = False,
     ) -> ExecResult:
         self.calls.append(cmd)
         argv = ["/bin/sh", "-c", cmd] if isinstance(cmd, str) else list(cmd)
@@ -71,12 +72,14 @@ class HostSandbox(SyncMixin):
             duration_s=time.monotonic() - start,
         )
 
-    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+    async def awrite_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None:
         target = Path(self.root, path)
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data.encode() if isinstance(data, str) else data)
 
-    async def aread_file(self, path: str) -> bytes:
+    async def aread_file(self, path: str, *, trusted: bool = False) -> bytes:
         return Path(self.root, path).read_bytes()
 
     async def aclose(self) -> None:

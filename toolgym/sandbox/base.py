@@ -19,6 +19,14 @@ from toolgym.sandbox.limits import Limits
 
 Command = str | Sequence[str]
 """A shell command line (run by ``/bin/sh -c``) or an argv list (run directly)."""
+AGENT_UID = 1000
+"""uid (and gid) of the agent's commands. A trusted command that runs the agent's code
+starts it under this uid, e.g. ``subprocess.Popen(argv, user=AGENT_UID, group=AGENT_UID,
+extra_groups=[])``; where it already is this uid (a bubblewrap sandbox) it just runs it."""
+PLATFORM_DIR = "/run/toolgym-platform"
+"""A writable dir of the platform's uid that the agent can neither list, read nor write
+(in a Docker sandbox): for files such as hidden tests, written with ``trusted=True``.
+Emptied on every reset."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +70,22 @@ class State(enum.Enum):
 
 @runtime_checkable
 class Sandbox(Protocol):
-    """What every sandbox backend offers. Async methods first; sync twins wrap them."""
+    """What every sandbox backend offers. Async methods first; sync twins wrap them.
+
+    ``trusted``: by default a command runs, and a file is written or read, as the
+    agent (:data:`AGENT_UID`). ``trusted=True`` is for the platform's own processes
+    and files (a verifier's harness, hidden tests): they run as the platform's uid,
+    which the agent's processes cannot signal, ``ptrace``, or read the memory,
+    environment or descriptors of. A trusted process may start a child under the
+    agent's uid (it holds CAP_SETUID/CAP_SETGID and nothing else) and keeps the
+    agent's limits (the same cgroup). Never pass text the agent wrote as a
+    trusted command; hand secrets over on stdin or in a file under
+    :data:`PLATFORM_DIR`, never in argv (``/proc/<pid>/cmdline`` is readable by
+    every uid). Backends differ in strength: :class:`~toolgym.sandbox.docker.DockerSandbox`
+    separates the uids as said; :class:`~toolgym.sandbox.local.LocalSandbox`
+    (bubblewrap, one uid) accepts the keyword but runs trusted commands as the
+    agent's uid, with no protection from the agent.
+    """
 
     id: str
 
@@ -75,11 +98,14 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         output_bytes: int | None = None,
+        trusted: bool = False,
     ) -> ExecResult: ...
 
-    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None: ...
+    async def awrite_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None: ...
 
-    async def aread_file(self, path: str) -> bytes: ...
+    async def aread_file(self, path: str, *, trusted: bool = False) -> bytes: ...
 
     async def areset(self) -> int:
         """Kill every process the agent started and empty the work dirs."""
@@ -96,11 +122,14 @@ class Sandbox(Protocol):
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         output_bytes: int | None = None,
+        trusted: bool = False,
     ) -> ExecResult: ...
 
-    def write_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None: ...
+    def write_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None: ...
 
-    def read_file(self, path: str) -> bytes: ...
+    def read_file(self, path: str, *, trusted: bool = False) -> bytes: ...
 
     def close(self) -> None: ...
 
@@ -117,10 +146,12 @@ class SyncMixin:
     async def aexec(self, cmd: Command, **kwargs: object) -> ExecResult:  # pragma: no cover
         raise NotImplementedError
 
-    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+    async def awrite_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None:
         raise NotImplementedError  # pragma: no cover
 
-    async def aread_file(self, path: str) -> bytes:
+    async def aread_file(self, path: str, *, trusted: bool = False) -> bytes:
         raise NotImplementedError  # pragma: no cover
 
     async def aclose(self) -> None:
@@ -135,22 +166,25 @@ class SyncMixin:
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         output_bytes: int | None = None,
+        trusted: bool = False,
     ) -> ExecResult:
         """Run ``cmd`` and wait for it; see :meth:`aexec`."""
         return run_sync(
             self.aexec(
                 cmd, timeout=timeout, stdin=stdin, env=env, workdir=workdir,
-                output_bytes=output_bytes,
+                output_bytes=output_bytes, trusted=trusted,
             )
         )
 
-    def write_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+    def write_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None:
         """Write ``data`` to ``path`` inside the sandbox (parents are created)."""
-        run_sync(self.awrite_file(path, data, mode=mode))
+        run_sync(self.awrite_file(path, data, mode=mode, trusted=trusted))
 
-    def read_file(self, path: str) -> bytes:
+    def read_file(self, path: str, *, trusted: bool = False) -> bytes:
         """Return the bytes of ``path`` inside the sandbox."""
-        return run_sync(self.aread_file(path))
+        return run_sync(self.aread_file(path, trusted=trusted))
 
     def close(self) -> None:
         """Destroy the sandbox. A second call does nothing."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import itertools
 import json
+import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,12 +21,42 @@ from toolgym.sandbox import supervisor
 from toolgym.sandbox.base import Command, ExecResult
 
 SUPERVISOR_SOURCE = Path(supervisor.__file__).read_text(encoding="utf-8")
-"""Sent as ``python3 -c SOURCE``: no image needs toolgym installed."""
+"""Sent as ``python3 -I -S -c SOURCE``: no image needs toolgym installed, and no file in
+the sandbox is the supervisor's code."""
 ONE_SHOT_SOURCE = (
     SUPERVISOR_SOURCE.split('if __name__ == "__main__":')[0]
+    + "configure(sys.argv[:1] + sys.argv[2:])\n"
     + "sys.stdout.write(json.dumps(run_command(json.loads(sys.argv[1]))))\n"
 )
-"""Runs one exec request given as argv[1] and prints the reply: the fallback path."""
+"""Runs one exec request given as argv[1] (config as argv[2]) and prints the reply: the
+fallback path."""
+SMALL_REPLY_BYTES = 64 << 10
+"""Largest reply frame to a request that carries no data (ping, reset, write_file)."""
+
+
+def python_argv(python: str, source: str, *args: str) -> list[str]:
+    """``python -I -S -c source``: isolated mode ignores PYTHON* variables, the user site and
+    the cwd (a module the agent planted cannot shadow the standard library), -S skips
+    ``site`` (no ``.pth`` file runs)."""
+    return [python, "-I", "-S", "-u", "-c", source, *args]
+
+
+def supervisor_config(agent_uid: int | None, rlimits: Mapping[str, int] | None = None) -> str:
+    """The supervisor's configuration argument (see :mod:`~toolgym.sandbox.supervisor`)."""
+    return json.dumps({"agent_uid": agent_uid, "rlimits": dict(rlimits or {})})
+
+
+def _b64_len(n: int) -> int:
+    return 4 * (n // 3 + 1)
+
+
+def reply_limit(op: str, fields: Mapping[str, Any]) -> int:
+    """The most bytes an honest supervisor's reply frame to this request can have."""
+    if op == "exec":
+        return 2 * _b64_len(int(fields["output_bytes"])) + 4096
+    if op == "read_file":
+        return _b64_len(int(fields["max_bytes"])) + 4096
+    return SMALL_REPLY_BYTES
 
 
 def exec_request(
@@ -35,6 +67,7 @@ def exec_request(
     stdin: bytes | str | None = None,
     env: Mapping[str, str] | None = None,
     workdir: str | None = None,
+    trusted: bool = False,
 ) -> dict[str, Any]:
     """The fields of a supervisor ``exec`` request."""
     if isinstance(stdin, str):
@@ -46,12 +79,17 @@ def exec_request(
         "env": dict(env or {}),
         "cwd": workdir,
         "output_bytes": output_bytes,
+        "trusted": trusted,
     }
 
 
 class ChannelLost(Exception):
     """The supervisor process or its transport went away (internal; backends turn it into
     a fallback or :class:`~toolgym.errors.SandboxCrashed`)."""
+
+
+class ProtocolViolation(ValueError):
+    """A frame no honest supervisor sends: too long for what was asked, or not a reply."""
 
 
 class Transport(Protocol):
@@ -71,21 +109,37 @@ class SupervisorChannel:
 
     The channel is bound to the event loop it was started on; callers on
     another loop must open a new one (backends do this for you).
+
+    The host side is bounded: a reply frame longer than the largest reply to
+    the requests in flight (:func:`reply_limit`) is refused from its header,
+    before any of its body is buffered, and closes the channel with
+    :attr:`violation` set. Request ids start at a random offset, so a frame
+    forged without seeing the requests matches nothing.
     """
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self._ids = itertools.count(secrets.randbits(48))
+        self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], int]] = {}
         self._reader: asyncio.Task[None] | None = None
+        self._token = secrets.token_hex(16)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
+        self.violation: str | None = None
+        """Why the channel was closed on a frame no honest supervisor sends, if it was."""
+        self.supervisor_pid: int | None = None
 
     async def start(self, timeout: float = 10.0) -> None:
-        """Start reading replies and check the supervisor answers."""
+        """Start reading replies, check the supervisor answers and hand it the token."""
         self.loop = asyncio.get_running_loop()
         self._reader = self.loop.create_task(self._read_loop())
-        await self.request("ping", reply_timeout=timeout)
+        reply = await self.request("ping", reply_timeout=timeout, token=self._token)
+        self.supervisor_pid = int(reply["pid"])
+
+    def proves_identity(self, challenge: str, proof: object) -> bool:
+        """True when ``proof`` (from a reset reply) shows the token this channel handed over."""
+        expected = hashlib.sha256((self._token + challenge).encode()).hexdigest()
+        return isinstance(proof, str) and secrets.compare_digest(proof, expected)
 
     @property
     def usable(self) -> bool:
@@ -95,6 +149,9 @@ class SupervisorChannel:
         except RuntimeError:
             return False
         return not self.closed and running is self.loop
+
+    def _frame_limit(self) -> int:
+        return max((limit for _, limit in self._pending.values()), default=SMALL_REPLY_BYTES)
 
     async def _read_loop(self) -> None:
         buf = bytearray()
@@ -107,21 +164,30 @@ class SupervisorChannel:
                 buf += chunk
                 while len(buf) >= size:
                     (n,) = supervisor.HEADER.unpack_from(buf)
+                    if n > self._frame_limit():
+                        raise ProtocolViolation(
+                            f"a reply frame claimed {n} bytes, more than the "
+                            f"{self._frame_limit()} the requests in flight allow")
                     if len(buf) < size + n:
                         break
                     message = json.loads(bytes(buf[size : size + n]))
                     del buf[: size + n]
-                    future = self._pending.pop(message.pop("id"), None)
-                    if future is not None and not future.done():
-                        future.set_result(message)
+                    if not isinstance(message, dict):
+                        raise ProtocolViolation("a reply frame is not a JSON object")
+                    entry = self._pending.pop(message.pop("id", None), None)
+                    if entry is not None and not entry[0].done():
+                        entry[0].set_result(message)
+        except ProtocolViolation as exc:
+            self.violation = str(exc)
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
+            self._transport.close()
             self._fail_all()
 
     def _fail_all(self) -> None:
         self.closed = True
-        for future in self._pending.values():
+        for future, _ in self._pending.values():
             if not future.done():
                 future.set_exception(ChannelLost("supervisor channel closed"))
         self._pending.clear()
@@ -138,7 +204,7 @@ class SupervisorChannel:
         assert self.loop is not None
         rid = next(self._ids)
         future: asyncio.Future[dict[str, Any]] = self.loop.create_future()
-        self._pending[rid] = future
+        self._pending[rid] = (future, reply_limit(op, fields))
         try:
             await self._transport.write(supervisor.encode_frame({"id": rid, "op": op, **fields}))
             reply = await asyncio.wait_for(asyncio.shield(future), reply_timeout)

@@ -1,18 +1,28 @@
 """Docker containers as sandboxes, driven through a persistent exec channel.
 
 Each :class:`DockerSandbox` is one container started with tight limits (no
-network, no capabilities, read-only root, memory without swap, pids cap). Its
-main process is ``sleep infinity`` run as ``nobody`` under docker's init; the
-agent's commands run as uid 1000 under a :mod:`~toolgym.sandbox.supervisor`
-started once with ``docker exec``, so each command costs a request over a
-socket instead of a new ``docker exec`` (~1 ms instead of ~80 ms).
+network, read-only root, memory without swap, pids cap, no-new-privileges).
+Its main process is ``sleep infinity`` run as ``nobody`` under docker's init;
+the agent's commands run as uid 1000 under a
+:mod:`~toolgym.sandbox.supervisor` started once with ``docker exec``, so each
+command costs a request over a socket instead of a new ``docker exec`` (~1 ms
+instead of ~80 ms).
 
-Because the agent's processes share the supervisor's uid, an agent can kill
-the supervisor (``kill -9 -1``). The container survives (its main process is
-another user's); the next call finds the channel closed, counts it, and starts
-a new supervisor. Should that fail, the call runs through a plain
-``docker exec`` (counted as a fallback), and only if that fails too is the
-sandbox reported as crashed.
+Two uids, so the agent cannot reach the supervisor. The supervisor (and
+``trusted`` commands) run as the container's root, whose capabilities are
+bounded to CAP_SETUID, CAP_SETGID and CAP_KILL: enough to start commands as
+uid 1000 and to kill them, not to bypass a file permission. That needs the
+container's user to be root: Docker gives a ``docker exec`` as root no
+capabilities in a container whose user is not root when no-new-privileges is
+set, and a non-root uid keeps none across ``execve`` (Docker sets no ambient
+capabilities), so a dedicated non-root supervisor uid could not switch uids.
+The idle process and the spec's service drop to ``nobody`` before they run.
+The agent's commands hold no capability at all.
+
+Should the supervisor die anyway (the host closed its channel, a bug), the
+next call finds the channel closed, counts it, and starts a new one. Should
+that fail, the call runs through a plain ``docker exec`` (counted as a
+fallback), and only if that fails too is the sandbox reported as crashed.
 """
 
 from __future__ import annotations
@@ -29,22 +39,33 @@ import docker.errors
 
 from toolgym.errors import ImageNotFound, SandboxCrashed
 from toolgym.sandbox import cleanup, owner
-from toolgym.sandbox.base import ExecResult
+from toolgym.sandbox.base import AGENT_UID, PLATFORM_DIR, ExecResult
 from toolgym.sandbox.channel import (
     ONE_SHOT_SOURCE,
     SUPERVISOR_SOURCE,
     ChannelLost,
     SupervisorChannel,
     decode_exec_reply,
+    python_argv,
+    supervisor_config,
 )
 from toolgym.sandbox.docker_client import docker_client
 from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
 from toolgym.sandbox.supervised import SupervisedSandbox
 
-AGENT_USER = "1000:1000"
-"""uid:gid the agent's commands (and the supervisor) run as."""
+AGENT_USER = f"{AGENT_UID}:{AGENT_UID}"
+"""uid:gid the agent's commands run as."""
+PLATFORM_USER = "0:0"
+"""uid:gid of the container, the supervisor and trusted commands (see the module docstring)."""
 IDLE_USER = "65534:65534"
 """uid:gid of the container's main process, out of the agent's reach."""
+CAPABILITIES = ["SETUID", "SETGID", "KILL"]
+"""The bounding set: what the supervisor needs to run and kill the agent's commands."""
+DROP_TO_IDLE = (
+    "import os, sys; os.setgroups([]); os.setgid(65534); os.setuid(65534); "
+    "os.execvp(sys.argv[1], sys.argv[1:])"
+)
+"""Runs its argv as ``nobody``, with no capability left."""
 SERVICE_DIR = "/run/toolgym"
 """A tmpfs the :attr:`SandboxSpec.service` may write (the agent may read, not write it)."""
 _DOCKER_FRAME = struct.Struct(">BxxxL")
@@ -66,7 +87,7 @@ class SandboxSpec:
     workdir: str = "/work"
     """Writable tmpfs, the agent's home; everything else is read-only."""
     env: Mapping[str, str] = field(default_factory=dict)
-    wipe: tuple[str, ...] = ("/work", "/tmp", "/dev/shm")
+    wipe: tuple[str, ...] = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
     """Directories emptied when a pooled sandbox is made clean again."""
     service: tuple[str, ...] = ()
     """argv of a process the container runs from its start, beside the idle one and as
@@ -93,6 +114,7 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
     tmpfs = {
         spec.workdir: f"rw,size={lim.workdir_mb}m,mode=0755,uid=1000,gid=1000",
         "/tmp": "rw,size=64m,mode=1777",
+        PLATFORM_DIR: "rw,size=64m,mode=0700,uid=0,gid=0",
     }
     command = ["sleep", "infinity"]
     if spec.service:
@@ -100,9 +122,9 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
         tmpfs[SERVICE_DIR] = f"rw,size=1m,mode=0755,uid={uid},gid={gid}"
         command = ["sh", "-c", '"$@" & exec sleep infinity', "service", *spec.service]
     return {
-        "command": command,
+        "command": python_argv("python3", DROP_TO_IDLE, *command),
         "init": True,
-        "user": IDLE_USER,
+        "user": PLATFORM_USER,
         "working_dir": spec.workdir,
         "labels": dict(labels),
         "network_mode": "bridge" if spec.network else "none",
@@ -113,6 +135,7 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
         "read_only": True,
         "tmpfs": tmpfs,
         "cap_drop": ["ALL"],
+        "cap_add": CAPABILITIES,
         "security_opt": ["no-new-privileges"],
         "ulimits": [
             docker.types.Ulimit(name="nofile", soft=lim.open_files, hard=lim.open_files),
@@ -238,12 +261,12 @@ class DockerSandbox(SupervisedSandbox):
         def start() -> socket.socket:
             exec_id = api.exec_create(
                 self.id,
-                ["python3", "-u", "-c", SUPERVISOR_SOURCE],
+                python_argv("python3", SUPERVISOR_SOURCE, supervisor_config(AGENT_UID)),
                 stdin=True,
                 stdout=True,
                 stderr=True,
-                user=AGENT_USER,
-                workdir=self.spec.workdir,
+                user=PLATFORM_USER,
+                workdir="/",
             )["Id"]
             raw = api.exec_start(exec_id, socket=True)
             sock = getattr(raw, "_sock", raw)
@@ -268,10 +291,11 @@ class DockerSandbox(SupervisedSandbox):
     async def _fallback_exec(self, request: dict[str, Any]) -> ExecResult:
         """Serve one request with a one-shot ``docker exec`` of the supervisor code."""
         api = docker_client().api
-        argv = ["python3", "-c", ONE_SHOT_SOURCE, json.dumps(request)]
+        argv = python_argv("python3", ONE_SHOT_SOURCE, json.dumps(request),
+                           supervisor_config(AGENT_UID))
 
         def run() -> bytes:
-            exec_id = api.exec_create(self.id, argv, user=AGENT_USER, workdir=self.workdir)["Id"]
+            exec_id = api.exec_create(self.id, argv, user=PLATFORM_USER, workdir="/")["Id"]
             return api.exec_start(exec_id)
 
         out = await asyncio.wait_for(asyncio.to_thread(run), request["timeout"] + 30)

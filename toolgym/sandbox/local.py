@@ -6,7 +6,10 @@ read-only view of the host's ``/usr`` and ``/etc``, private tmpfs ``/work``
 and ``/tmp``, and the same supervisor as Docker sandboxes. Limits are rlimits
 (address space, file size, open files) applied by the supervisor, not
 cgroups: there is no CPU quota and no hard cap on processes, and the host
-kernel and its ``/usr`` are shared. It is **weaker than Docker**.
+kernel and its ``/usr`` are shared. There is one uid: ``trusted`` commands and
+files are accepted but run as the agent's uid, so the agent can reach them
+(and the supervisor) as a Docker sandbox's agent cannot. It is **weaker than
+Docker**.
 
 Without bubblewrap it refuses to run unless ``allow_unisolated=True`` is passed
 explicitly, in which case commands run as plain host processes in a temporary
@@ -16,18 +19,19 @@ directory: that is no sandbox at all and is for trusted code only.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import tempfile
 import uuid
 from typing import Any
 
 from toolgym.errors import SandboxCrashed, SandboxUnavailable
-from toolgym.sandbox.base import ExecResult
+from toolgym.sandbox.base import PLATFORM_DIR, ExecResult
 from toolgym.sandbox.channel import (
     SUPERVISOR_SOURCE,
     ChannelLost,
     SupervisorChannel,
+    python_argv,
+    supervisor_config,
 )
 from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
 from toolgym.sandbox.supervised import SupervisedSandbox
@@ -64,7 +68,7 @@ def bwrap_argv(workdir: str, network: bool) -> list[str]:
         "--symlink", "usr/bin", "/bin", "--symlink", "usr/sbin", "/sbin",
         "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64",
         "--proc", "/proc", "--dev", "/dev",
-        "--tmpfs", "/tmp", "--tmpfs", workdir, "--chdir", workdir,
+        "--tmpfs", "/tmp", "--tmpfs", workdir, "--tmpfs", PLATFORM_DIR, "--chdir", "/usr",
         "--clearenv", "--setenv", "HOME", workdir, "--setenv", "LANG", "C.UTF-8",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
     ]
@@ -103,6 +107,8 @@ class LocalSandbox(SupervisedSandbox):
         workdir = "/work" if self.isolated else self._hostdir
         assert workdir is not None
         wipe = ("/work", "/tmp") if self.isolated else (workdir,)
+        # Without bubblewrap there is no PLATFORM_DIR: reset must not touch a host path.
+        self.platform_dir = PLATFORM_DIR if self.isolated else None
         super().__init__(f"local-{uuid.uuid4().hex[:12]}", limits, workdir, wipe)
         self.sweep_uid = self.isolated
         self.network = network
@@ -129,13 +135,13 @@ class LocalSandbox(SupervisedSandbox):
 
     def _argv(self, source: str, *args: str) -> list[str]:
         prefix = bwrap_argv(self.workdir, self.network) if self.isolated else []
-        return [*prefix, PYTHON, "-u", "-c", source, *args]
+        return [*prefix, *python_argv(PYTHON, source, *args)]
 
     async def _open_channel(self) -> SupervisorChannel:
         if self._proc is not None:  # the tmpfs died with the first supervisor
             raise ChannelLost("the sandbox's supervisor died; its files are gone")
         proc = await asyncio.create_subprocess_exec(
-            *self._argv(SUPERVISOR_SOURCE, json.dumps(rlimits(self.limits))),
+            *self._argv(SUPERVISOR_SOURCE, supervisor_config(None, rlimits(self.limits))),
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL, cwd=self._hostdir,
         )

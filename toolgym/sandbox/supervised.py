@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import secrets
 from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 from toolgym.errors import SandboxCrashed
-from toolgym.sandbox.base import Command, ExecResult, State, SyncMixin
+from toolgym.sandbox.base import PLATFORM_DIR, Command, ExecResult, State, SyncMixin
 from toolgym.sandbox.channel import ChannelLost, SupervisorChannel, exec_request
 from toolgym.sandbox.limits import Limits
 
@@ -32,9 +33,15 @@ class SupervisedSandbox(SyncMixin):
         self.workdir = workdir
         self.wipe = wipe
         self.sweep_uid = True
+        self.platform_dir: str | None = PLATFORM_DIR
+        """Emptied on reset beside ``wipe`` (None where the backend has none)."""
         """Reset may kill every process of the sandbox uid (false where the uid is shared)."""
         self.events: Counter[str] = Counter()
-        """Counted infrastructure events: channel_restarts, channel_lost, fallback_execs."""
+        """Counted infrastructure events: channel_restarts, channel_lost, fallback_execs,
+        hard_kills, bad_frames (replies refused by the channel's bounds)."""
+        self.tainted = False
+        """Something in the sandbox broke the supervisor protocol (an oversized or forged
+        frame, a failed identity check): a pool replaces it instead of reusing it."""
         self.state = State.OPENED
         self._channel: SupervisorChannel | None = None
         self._channel_lock: asyncio.Lock | None = None
@@ -89,6 +96,7 @@ class SupervisedSandbox(SyncMixin):
                 return self._channel
             if self._channel is not None:
                 self._channel.close()
+                self._note_violation(self._channel)
                 self.events["channel_restarts"] += 1
             self._channel = await self._open_channel()
             return self._channel
@@ -97,6 +105,10 @@ class SupervisedSandbox(SyncMixin):
         if self.state is not State.OPENED:
             raise SandboxCrashed(self.id, "sandbox is closed")
 
+    def _note_violation(self, channel: SupervisorChannel) -> None:
+        if channel.violation is not None and not self.tainted:
+            self.events["bad_frames"] += 1
+            self.tainted = True
 
     # ----------------------------------------------------------------- commands
     async def aexec(
@@ -108,6 +120,7 @@ class SupervisedSandbox(SyncMixin):
         env: Mapping[str, str] | None = None,
         workdir: str | None = None,
         output_bytes: int | None = None,
+        trusted: bool = False,
     ) -> ExecResult:
         """Run ``cmd`` as the sandbox user; a failing command is a result, not an error.
 
@@ -121,6 +134,9 @@ class SupervisedSandbox(SyncMixin):
             workdir: working directory (default: the spec's work dir).
             output_bytes: bytes kept of each of stdout/stderr (default
                 ``limits.output_bytes``); the rest is dropped, ``truncated=True``.
+            trusted: run as the platform's uid instead of the agent's (see
+                :class:`~toolgym.sandbox.base.Sandbox`); only for the platform's own
+                processes, never for text the agent wrote.
 
         Raises:
             SandboxCrashed: the sandbox is gone or cannot run commands at all.
@@ -129,7 +145,8 @@ class SupervisedSandbox(SyncMixin):
         timeout = self.limits.timeout_s if timeout is None else timeout
         output_bytes = self.limits.output_bytes if output_bytes is None else output_bytes
         request = exec_request(cmd, timeout=timeout, stdin=stdin, env=env,
-                               workdir=workdir or self.workdir, output_bytes=output_bytes)
+                               workdir=workdir or self.workdir, output_bytes=output_bytes,
+                               trusted=trusted)
         try:
             channel = await self._ensure_channel()
         except ChannelLost:
@@ -145,6 +162,7 @@ class SupervisedSandbox(SyncMixin):
             # The command (or something) killed the supervisor mid-call. Re-running
             # it could repeat side effects, so report it as a failed command.
             self.events["channel_lost"] += 1
+            self._note_violation(channel)
             await self._raise_if_dead()
             return ExecResult(exit_code=-9, stdout="", stderr=(
                 "[toolgym] the command killed the sandbox's command runner; "
@@ -160,51 +178,79 @@ class SupervisedSandbox(SyncMixin):
                 channel = await self._ensure_channel()
                 return await channel.request(op, reply_timeout=reply_timeout, **fields)
             except ChannelLost:
+                if self._channel is not None:
+                    self._note_violation(self._channel)
                 if attempt == 2:
                     await self._raise_if_dead()
                     raise SandboxCrashed(self.id, f"supervisor lost twice during {op}") from None
         raise AssertionError("unreachable")
 
-    async def awrite_file(self, path: str, data: bytes | str, *, mode: int = 0o644) -> None:
+    async def awrite_file(
+        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+    ) -> None:
         """Write ``data`` to ``path`` (relative paths are under the work dir).
 
+        The file is the agent's (its uid, the agent's access rights), or with
+        ``trusted`` the platform's, e.g. hidden tests under
+        :data:`~toolgym.sandbox.base.PLATFORM_DIR`.
+
         Raises:
-            OSError: the path is not writable (read-only root, no space).
+            OSError: the path is not writable (read-only root, no space, no right).
         """
         raw = data.encode() if isinstance(data, str) else data
         try:
-            await self._request("write_file", path=self._abs(path), mode=mode,
+            await self._request("write_file", path=self._abs(path), mode=mode, trusted=trusted,
                                 data=base64.b64encode(raw).decode())
         except RuntimeError as exc:
             raise OSError(str(exc)) from None
 
-    async def aread_file(self, path: str, *, max_bytes: int = 64 << 20) -> bytes:
-        """Return the bytes of ``path`` (relative paths are under the work dir).
+    async def aread_file(
+        self, path: str, *, max_bytes: int = 64 << 20, trusted: bool = False
+    ) -> bytes:
+        """Return the bytes of ``path`` (relative paths are under the work dir), read with
+        the agent's access rights, or the platform's with ``trusted``.
 
         Raises:
             FileNotFoundError: the file does not exist or cannot be read.
         """
         try:
-            reply = await self._request("read_file", path=self._abs(path), max_bytes=max_bytes)
+            reply = await self._request("read_file", path=self._abs(path), max_bytes=max_bytes,
+                                        trusted=trusted)
         except RuntimeError as exc:
             raise FileNotFoundError(str(exc)) from None
         return base64.b64decode(reply["data"])
 
     async def areset(self) -> int:
-        """Kill every process of the sandbox user and empty the work dirs.
+        """Kill every process of the sandbox user, empty the work dirs and the IPC, and
+        check that the supervisor answering is the one this host started.
 
         Returns:
             how many processes were killed.
+
+        Raises:
+            SandboxCrashed: the sandbox is gone, or what answers cannot prove it is
+                the supervisor this host started (the sandbox is then tainted).
         """
         try:
-            reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
+            reply, challenge = await self._reset_request()
         except SandboxCrashed:
             # Something of the agent's kills every new supervisor (`pkill -9 python3`
             # in a loop): kill the agent's processes from outside, then try again.
             self.events["hard_kills"] += 1
             await self._hard_kill()
-            reply = await self._request("reset", wipe=list(self.wipe), sweep_uid=self.sweep_uid)
+            reply, challenge = await self._reset_request()
+        channel = self._channel
+        if channel is None or not channel.proves_identity(challenge, reply.get("proof")):
+            self.tainted = True
+            raise SandboxCrashed(self.id, "the supervisor could not prove its identity")
         return int(reply["killed"])
+
+    async def _reset_request(self) -> tuple[dict[str, Any], str]:
+        challenge = secrets.token_hex(16)
+        wipe = [*self.wipe, *([self.platform_dir] if self.platform_dir else [])]
+        reply = await self._request("reset", wipe=wipe,
+                                    sweep_uid=self.sweep_uid, challenge=challenge)
+        return reply, challenge
 
     def _abs(self, path: str) -> str:
         return path if path.startswith("/") else f"{self.workdir}/{path}"
