@@ -41,7 +41,7 @@ async def test_plain_reply_is_not_trainable_and_request_asks_for_ids() -> None:
     assert sent["tools"] == TOOLS and sent["model"] == "tiny"
     assert sent["logprobs"] is True and sent["return_token_ids"] is True
     assert sent["return_tokens_as_token_ids"] is True
-    assert server.headers[0]["Authorization"] == "Bearer sk-test"
+    assert server.headers[0]["authorization"] == "Bearer sk-test"
     assert turn.info["attempts"] == 1 and turn.usage == {"prompt_tokens": 3, "completion_tokens": 2}
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from tests.conftest import in_ci
 from toolgym.eval.metrics import summarize
-from toolgym.eval.report import render_report, write_report
+from toolgym.eval.report import render_report, report_data, write_report
 from toolgym.rollout.trajectory import Trajectory, Turn
 from toolgym.tools import ToolCall, render_tool_call
 
@@ -194,3 +194,17 @@ def test_a_full_humaneval_sized_report_stays_fast(browser: Any, tmp_path: Path) 
     page.click("th[data-key=pass1]")
     assert time.perf_counter() - start < 10
     page.close()
+
+
+def test_native_calls_and_reasoning_reach_the_viewer_data() -> None:
+    native = [{"id": "c1", "type": "function",
+               "function": {"name": "python", "arguments": '{"code": "print(2)"}'}}]
+    turn = Turn("", observation="2", info={"tool_calls": native, "call_form": "native",
+                                            "reasoning": "Let me run it."})
+    traj = Trajectory(env_id="e", task_id="task/1", turns=[turn, Turn("4")], outcome="success",
+                      final_reward=1.0, info={"sample": 0})
+    data = report_data(summarize("e", "a", 1, ["task/1"], [traj]), [traj])
+    shown, final = data["trajectories"]["task/1"][0]["turns"]
+    assert shown["c"] == [{"name": "python", "arguments": {"code": "print(2)"}}]
+    assert shown["n"] is True and shown["t"] == "Let me run it." and shown["perr"] is None
+    assert final["c"] == [] and "n" not in final and "t" not in final

@@ -17,6 +17,7 @@ from toolgym.tools import (
     ToolCall,
     ToolSet,
     ToolStatus,
+    assistant_message,
     from_openai_tool_calls,
     parse_tool_calls,
     render_tool_call,
@@ -282,3 +283,53 @@ def test_parse_of_render_is_identity(call):
 def test_parse_of_rendered_calls_between_prose(many, prose):
     text = prose[0] + "".join(render_tool_call(c) + prose[i % 4 + 1] for i, c in enumerate(many))
     assert parse_tool_calls(text) == many
+
+
+# ----------------------------------------------------------------------------- actions
+
+
+def native(name: str, arguments: str, call_id: str = "c1") -> dict:
+    return {"role": "assistant", "content": None,
+            "tool_calls": [{"id": call_id, "type": "function",
+                            "function": {"name": name, "arguments": arguments}}]}
+
+
+def test_a_text_action_and_a_native_action_give_the_same_call():
+    text = TOOLS.parse(tag('{"name": "bash", "arguments": {"command": "ls"}}'))
+    structured = TOOLS.parse(native("bash", '{"command": "ls"}'))
+    assert (text.form, structured.form) == ("text", "native")
+    assert text.calls == [ToolCall("bash", {"command": "ls"})]
+    assert structured.calls == [ToolCall("bash", {"command": "ls"}, "c1")]
+
+
+@pytest.mark.parametrize(("name", "arguments", "status"), [
+    ("sh", '{"command": "ls"}', ToolStatus.UNKNOWN_TOOL),
+    ("bash", '{"command": 3}', ToolStatus.BAD_ARGUMENTS),
+    ("bash", '{"command": "ls"', ToolStatus.PARSE_ERROR),
+    ("bash", '["ls"]', ToolStatus.PARSE_ERROR),
+])
+def test_native_calls_are_refused_like_text_calls(name: str, arguments: str, status: ToolStatus):
+    as_text = TOOLS.parse(tag(f'{{"name": "{name}", "arguments": {arguments}}}'))
+    as_native = TOOLS.parse(native(name, arguments))
+    assert as_native.status == status and as_native.form == "native" and not as_native.calls
+    assert as_text.status == status or arguments.endswith('"ls"')  # text JSON breaks earlier
+    assert "<tool_call>" not in str(as_native.observation)  # no text-format hint for native calls
+
+
+def test_a_message_without_tool_calls_is_read_from_its_text():
+    message = {"role": "assistant", "content": "The answer is 4.", "tool_calls": []}
+    parsed = TOOLS.parse(message)
+    assert parsed.ok and parsed.calls == [] and parsed.form is None
+
+
+def test_assistant_message_fills_ids_and_null_content():
+    m = assistant_message(native("bash", "{}", call_id=None))  # type: ignore[arg-type]
+    assert m["content"] == "" and m["tool_calls"][0]["id"] == "call_0"
+    assert assistant_message("hi") == {"role": "assistant", "content": "hi"}
+
+
+@pytest.mark.parametrize("action", [3, None, {"role": "user", "content": "x"},
+                                    {"role": "assistant", "content": ["x"]}])
+def test_assistant_message_refuses_what_is_not_an_assistant_action(action):
+    with pytest.raises(TypeError, match="action"):
+        assistant_message(action)

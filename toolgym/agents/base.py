@@ -97,6 +97,9 @@ class AgentTurn:
     """``"stop"`` (end-of-turn token or stop sequence) or ``"length"`` (token budget)."""
     tool_calls: list[dict[str, Any]] | None = None
     """Structured OpenAI tool calls if the backend parsed them; otherwise calls are in ``text``."""
+    reasoning: str | None = None
+    """Reasoning the server returned beside the text (``reasoning_content``, an Anthropic
+    ``thinking`` block); reasoning written inline as ``<think>`` stays in ``text``."""
     prompt_token_ids: list[int] | None = None
     """The ids the backend conditioned on, when known."""
     usage: dict[str, int] | None = None
@@ -113,11 +116,20 @@ class AgentTurn:
         """True when the exact sampled ids are known, so a trainer may use the turn."""
         return self.token_ids is not None
 
+    @property
+    def structured(self) -> bool:
+        """True when the turn carries more than its text (tool calls or reasoning), so an
+        env must get :meth:`message` rather than ``text``."""
+        return bool(self.tool_calls) or self.reasoning is not None
+
     def message(self) -> Message:
-        """The assistant message to append to the conversation."""
+        """The assistant message to append to the conversation (reasoning as
+        ``reasoning_content``, which each backend sends back or drops by its convention)."""
         msg: Message = {"role": "assistant", "content": self.text}
         if self.tool_calls:
             msg["tool_calls"] = self.tool_calls
+        if self.reasoning is not None:
+            msg["reasoning_content"] = self.reasoning
         return msg
 
 

@@ -20,34 +20,30 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
 from toolgym.agents.base import (
     DEFAULT_SAMPLING,
-    AgentBase,
     AgentTurn,
     Conversation,
     Message,
     SamplingParams,
 )
-from toolgym.agents.retry import (
-    ATTEMPTS,
-    DEFAULT_RETRY,
-    RETRYABLE_ERRORS,
-    HTTPStats,
-    RetryPolicy,
-    RetryTransport,
-)
-from toolgym.errors import AgentHTTPError, AgentTimeout
+from toolgym.agents.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HTTPAgent, http_error
+from toolgym.agents.retry import DEFAULT_RETRY, RetryPolicy
 
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=5.0)
-DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 _TOKEN_ID_PREFIX = "token_id:"
 
+Reasoning = Literal["template", "drop", "inline"]
+"""How reasoning a server returned (``reasoning_content``) goes back in later requests:
+``"template"`` sends it as ``reasoning_content`` and the server's chat template keeps or
+drops it (Qwen3's and DeepSeek's templates read that field); ``"drop"`` never sends it
+(the DeepSeek API rejects it); ``"inline"`` puts it back in the content as ``<think>``."""
 
-class OpenAIAgent(AgentBase):
+
+class OpenAIAgent(HTTPAgent):
     """Agent that asks an OpenAI-compatible server for each turn.
 
     Args:
@@ -59,6 +55,11 @@ class OpenAIAgent(AgentBase):
         retry: Retry policy for 429/5xx/connection errors/timeouts.
         limits: Connection pool limits (many episodes share one agent).
         request_token_ids: Ask for vLLM's token ids and logprobs (see module docstring).
+        tool_choice: Sent as ``tool_choice`` when tools are offered (``"auto"``,
+            ``"required"``, ``"none"`` or a named function); None leaves it out.
+        parallel_tool_calls: Sent as ``parallel_tool_calls`` when tools are
+            offered; None leaves it out.
+        reasoning: How returned reasoning is sent back (:data:`Reasoning`).
         extra_body: Extra JSON fields merged into every request (e.g. ``top_k``).
         transport: Transport that does the I/O, wrapped by the retry transport
             (tests may pass ``httpx.MockTransport``).
@@ -80,32 +81,36 @@ class OpenAIAgent(AgentBase):
         retry: RetryPolicy = DEFAULT_RETRY,
         limits: httpx.Limits = DEFAULT_LIMITS,
         request_token_ids: bool = True,
+        tool_choice: str | Mapping[str, Any] | None = None,
+        parallel_tool_calls: bool | None = None,
+        reasoning: Reasoning = "template",
         extra_body: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         root = base_url.rstrip("/")
-        self.url = (root if root.endswith("/v1") else root + "/v1") + "/chat/completions"
+        url = (root if root.endswith("/v1") else root + "/v1") + "/chat/completions"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        super().__init__(url, headers=headers, timeout=timeout, retry=retry, limits=limits,
+                         transport=transport)
+        if reasoning not in ("template", "drop", "inline"):
+            raise ValueError(f"reasoning must be 'template', 'drop' or 'inline', got {reasoning!r}")
         self.model = model
         self.sampling = sampling
-        self.timeout = timeout
         self.request_token_ids = request_token_ids
+        self.tool_choice = tool_choice
+        self.parallel_tool_calls = parallel_tool_calls
+        self.reasoning = reasoning
         self.extra_body = dict(extra_body or {})
-        self.stats = HTTPStats()
-        self.policy_version: int | None = None
-        """Set by the trainer after each weight sync to the server; stamped on every turn."""
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._transport = RetryTransport(
-            transport or httpx.AsyncHTTPTransport(limits=limits), retry, self.stats
-        )
-        self._client: httpx.AsyncClient | None = None
-        self._headers = headers
-        self._closed = False
 
     async def act(self, conversation: Conversation) -> AgentTurn:
         """Request one completion; raises AgentTimeout / AgentHTTPError once retries are spent."""
         start = time.perf_counter()
         data, attempts = await self._post(self.request_body(conversation))
-        turn = parse_chat_completion(data)
+        try:
+            turn = parse_chat_completion(data)
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            self.stats.failed += 1
+            raise http_error(self.url, 200, f"not a chat completion ({exc!r})", attempts) from exc
         info = {**turn.info, "attempts": attempts}
         return AgentTurn(
             text=turn.text,
@@ -113,6 +118,7 @@ class OpenAIAgent(AgentBase):
             logprobs=turn.logprobs,
             finish_reason=turn.finish_reason,
             tool_calls=turn.tool_calls,
+            reasoning=turn.reasoning,
             prompt_token_ids=turn.prompt_token_ids,
             usage=turn.usage,
             latency_s=time.perf_counter() - start,
@@ -124,67 +130,21 @@ class OpenAIAgent(AgentBase):
         """The JSON body sent for ``conversation``."""
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": wire_messages(conversation.messages),
+            "messages": wire_messages(conversation.messages, reasoning=self.reasoning),
             "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p,
             "max_tokens": self.sampling.max_new_tokens,
         }
         if conversation.tools:
             body["tools"] = list(conversation.tools)
+            if self.tool_choice is not None:
+                body["tool_choice"] = self.tool_choice
+            if self.parallel_tool_calls is not None:
+                body["parallel_tool_calls"] = self.parallel_tool_calls
         if self.request_token_ids:
             body.update(logprobs=True, return_token_ids=True, return_tokens_as_token_ids=True)
         body.update(self.extra_body)
         return body
-
-    async def aclose(self) -> None:
-        """Close the connection pool; a second call does nothing."""
-        self._closed = True
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
-        """POST ``body``; returns the JSON answer and the attempts it took."""
-        max_attempts = self._transport.policy.max_retries + 1
-        try:
-            response = await self._get_client().post(self.url, json=body)
-        except httpx.TimeoutException as exc:
-            self.stats.failed += 1
-            raise self._timeout_error(exc, max_attempts) from exc
-        except httpx.TransportError as exc:
-            self.stats.failed += 1
-            attempts = max_attempts if isinstance(exc, RETRYABLE_ERRORS) else 1
-            raise _http_error(self.url, None, f"{type(exc).__name__}: {exc}", attempts) from exc
-        attempts = int(response.extensions.get(ATTEMPTS, 1))
-        if response.status_code >= 400:
-            self.stats.failed += 1
-            raise _http_error(self.url, response.status_code, response.text[:500], attempts)
-        try:
-            return response.json(), attempts
-        except json.JSONDecodeError as exc:
-            self.stats.failed += 1
-            raise _http_error(
-                self.url, response.status_code, "answer is not JSON", attempts
-            ) from exc
-
-    def _get_client(self) -> httpx.AsyncClient:
-        """The client, opened on first use (so constructing an agent needs no event loop)."""
-        if self._closed:
-            raise RuntimeError("This OpenAIAgent is closed; create a new one.")
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport, timeout=self.timeout, headers=self._headers
-            )
-        return self._client
-
-    def _timeout_error(self, exc: httpx.TimeoutException, attempts: int) -> AgentTimeout:
-        err = AgentTimeout(
-            f"{self.url} did not answer in time ({type(exc).__name__}, timeout {self.timeout}) "
-            f"after {attempts} attempts. Raise the agent's timeout, "
-            "lower the number of concurrent episodes, or check the server."
-        )
-        err.url, err.timeout, err.attempts = self.url, self.timeout, attempts  # type: ignore[attr-defined]
-        return err
 
 
 def parse_chat_completion(data: Mapping[str, Any]) -> AgentTurn:
@@ -206,11 +166,11 @@ def parse_chat_completion(data: Mapping[str, Any]) -> AgentTurn:
     info: dict[str, Any] = {"id": data.get("id")}
     if note:
         info["logprobs_dropped"] = note
-    if message.get("reasoning_content"):
-        info["reasoning"] = message["reasoning_content"]
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
     prompt_ids = data.get("prompt_token_ids") or choice.get("prompt_token_ids")
     return AgentTurn(
         text=message.get("content") or "",
+        reasoning=reasoning if isinstance(reasoning, str) else None,
         token_ids=token_ids,
         logprobs=logprobs,
         finish_reason=choice.get("finish_reason") or "stop",
@@ -244,31 +204,66 @@ def _ids_from_logprob_tokens(content: Sequence[Mapping[str, Any]]) -> list[int] 
     return [int(t[len(_TOKEN_ID_PREFIX) :]) for t in tokens]
 
 
-def wire_messages(messages: Sequence[Message]) -> list[Message]:
-    """Messages as the OpenAI wire format wants them: tool-call arguments as JSON strings."""
-    out = []
+def wire_messages(
+    messages: Sequence[Message], *, reasoning: Reasoning = "template"
+) -> list[Message]:
+    """Messages as the OpenAI chat protocol wants them.
+
+    An assistant message keeps its ``tool_calls`` (``type: "function"``, an id,
+    arguments as a JSON string) and has ``content: null`` when it said nothing
+    else; a ``tool`` message answering one of them keeps its ``tool_call_id``.
+    A result of a call written in the text (no id to answer) goes as a user
+    message in ``<tool_response>`` tags, the way tool-calling templates render
+    results, since the protocol refuses a ``tool`` message that answers no call.
+    Reasoning is sent back per ``reasoning`` (:data:`Reasoning`).
+
+    Example:
+        >>> wire_messages([{"role": "assistant", "content": "", "tool_calls": [
+        ...     {"id": "c1", "function": {"name": "f", "arguments": {"x": 1}}}]},
+        ...     {"role": "tool", "name": "f", "tool_call_id": "c1", "content": "2"}])[1]
+        {'role': 'tool', 'tool_call_id': 'c1', 'content': '2'}
+    """
+    out: list[Message] = []
+    open_ids: set[str] = set()
     for msg in messages:
-        calls = msg.get("tool_calls")
-        if calls:
-            msg = {**msg, "tool_calls": [_wire_call(c) for c in calls]}
-        out.append(msg)
+        role = msg.get("role")
+        if role == "assistant":
+            out.append(_wire_assistant(msg, reasoning))
+            open_ids = {c["id"] for c in out[-1].get("tool_calls", []) if c.get("id")}
+        elif role == "tool" and msg.get("tool_call_id") in open_ids:
+            out.append({"role": "tool", "tool_call_id": msg["tool_call_id"],
+                        "content": msg.get("content") or ""})
+        elif role == "tool":
+            content = f"<tool_response>\n{msg.get('content') or ''}\n</tool_response>"
+            out.append({"role": "user", "content": content})
+        else:
+            out.append(dict(msg))
+            open_ids = set()
     return out
 
 
-def _wire_call(call: Mapping[str, Any]) -> dict[str, Any]:
+def _wire_assistant(msg: Message, reasoning: Reasoning) -> Message:
+    out = {k: v for k, v in msg.items() if k != "reasoning_content"}
+    thought = msg.get("reasoning_content")
+    if thought and reasoning == "template":
+        out["reasoning_content"] = thought
+    elif thought and reasoning == "inline":
+        out["content"] = f"<think>{thought}</think>{msg.get('content') or ''}"
+    calls = msg.get("tool_calls")
+    if calls:
+        out["tool_calls"] = [_wire_call(c, i) for i, c in enumerate(calls)]
+        if not out.get("content"):
+            out["content"] = None
+    else:
+        out.pop("tool_calls", None)
+        out["content"] = out.get("content") or ""
+    return out
+
+
+def _wire_call(call: Mapping[str, Any], index: int) -> dict[str, Any]:
     fn = dict(call.get("function") or {})
     if not isinstance(fn.get("arguments", ""), str):
         fn["arguments"] = json.dumps(fn["arguments"])
-    return {"type": "function", **call, "function": fn}
-
-
-def _http_error(url: str, status: int | None, detail: str, attempts: int) -> AgentHTTPError:
-    what = f"HTTP {status}" if status is not None else "connection failure"
-    hint = (
-        "The request itself was rejected: check the model name, the messages and max_tokens."
-        if status is not None and status < 500 and status not in (408, 425, 429)
-        else "Retries are exhausted: check that the server is up and not overloaded."
-    )
-    err = AgentHTTPError(f"{url}: {what} after {attempts} attempt(s): {detail}. {hint}")
-    err.url, err.status_code, err.detail, err.attempts = url, status, detail, attempts  # type: ignore[attr-defined]
-    return err
+    fn.setdefault("arguments", "{}")
+    call_id = call.get("id") if isinstance(call.get("id"), str) else f"call_{index}"
+    return {**call, "id": call_id, "type": "function", "function": fn}

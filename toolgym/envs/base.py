@@ -1,9 +1,16 @@
 """``ToolEnv``: a Gymnasium environment whose actions are assistant messages.
 
-The action is the assistant's message text. A message with tool calls runs
-them in the episode's sandbox, and the observation is their output; a message
-with no tool call is the final answer: the verifier scores it and the episode
-terminates. Malformed calls become observations, never exceptions. A dead
+The action is the assistant's message text or, from a backend that parses
+calls itself (the OpenAI API, vLLM, SGLang, llama.cpp), the whole OpenAI
+assistant message: ``{"role": "assistant", "content": ..., "tool_calls":
+[...]}``. Both go through one parser (:func:`~toolgym.tools.parsing.try_parse_action`).
+A message with tool calls runs them in the episode's sandbox, and the
+observation is their output; a message with no tool call is the final answer:
+the verifier scores its text and the episode terminates. The transcript in
+``info["messages"]`` follows the OpenAI chat protocol: an assistant message
+keeps its ``tool_calls`` (each with an id), and each result of a structured
+call is a ``tool`` message with the matching ``tool_call_id``, in call order.
+Malformed calls become observations, never exceptions. A dead
 sandbox or a crashing verifier ends the episode as ``infra_error`` (truncated,
 not terminated), which trainers drop instead of scoring 0.
 
@@ -27,7 +34,7 @@ from toolgym.errors import SandboxError, ToolgymError
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
 from toolgym.sandbox.pool import SandboxPool
-from toolgym.tools import ParsedCalls, ToolOutcome, ToolSet
+from toolgym.tools import Action, ParsedCalls, ToolOutcome, ToolSet, assistant_message
 
 Message = dict[str, Any]
 
@@ -66,7 +73,7 @@ class AsyncTextEnv(gymnasium.Env[str, str]):
         """Blocking twin of :meth:`areset`."""
         return run_sync(self.areset(seed=seed, options=options))
 
-    def step(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def step(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Blocking twin of :meth:`astep`."""
         return run_sync(self.astep(action))
 
@@ -219,36 +226,43 @@ class ToolEnv(AsyncTextEnv):
         return await DockerSandbox.acreate(self.sandbox_spec)
 
     # -------------------------------------------------------------- step
-    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Run the tool calls in ``action``, or score it as the final answer."""
+    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Run the tool calls of ``action`` (text or assistant message), or score its text
+        as the final answer.
+
+        Raises:
+            TypeError: ``action`` is neither a string nor an assistant message.
+        """
         if self._done or self.sandbox is None or self.task is None:
             raise ToolgymError("The episode is over (or never started): call reset() first.")
+        message = assistant_message(action)
         self.turn += 1
-        self.messages.append({"role": "assistant", "content": action})
-        parsed = self.tools.parse(action)
+        self.messages.append(message)
+        parsed = self.tools.parse(message)
         try:
             if parsed.ok and not parsed.calls:
-                return await self._finish(action)
-            return await self._run_tools(parsed)
+                return await self._finish(message["content"])
+            return await self._run_tools(parsed, message)
         except asyncio.CancelledError:
             self._suspect = True
             raise
         except (SandboxError, OSError) as exc:
             return self._end_infra(f"sandbox failed: {exc!r}")
 
-    async def _run_tools(
-            self, parsed: ParsedCalls) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def _run_tools(self, parsed: ParsedCalls,
+                         message: Message) -> tuple[str, float, bool, bool, dict[str, Any]]:
         assert self.sandbox is not None
         if parsed.error is not None:
             outcomes = [ToolOutcome(None, str(parsed.error), parsed.status)]
+            new = _unreadable_call_messages(outcomes[0], message.get("tool_calls"))
         else:
             outcomes = [await self.tools.dispatch(self.sandbox, call) for call in parsed.calls]
-        new = [self._tool_message(o) for o in outcomes]
+            new = [self._tool_message(o) for o in outcomes]
         for o in outcomes:
             self.tool_counts[o.status.value] += 1
         self.messages.extend(new)
         obs = "\n\n".join(m["content"] for m in new)
-        return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0)
+        return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0, call_form=parsed.form)
 
     @staticmethod
     def _tool_message(outcome: ToolOutcome) -> Message:
@@ -259,7 +273,7 @@ class ToolEnv(AsyncTextEnv):
         return message
 
     async def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Score the final answer on a reset sandbox; a verifier crash is an infra error."""
+        """Score the final answer's text on a reset sandbox; a verifier crash is an infra error."""
         assert self.sandbox is not None and self.task is not None
         try:
             if getattr(self.verifier, "needs_sandbox", True):
@@ -303,3 +317,20 @@ class ToolEnv(AsyncTextEnv):
             await self.pool.release(sandbox, recycle=self._suspect)
         else:
             await sandbox.aclose()
+
+
+def _unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:
+    """What answers a message whose calls could not be read: the error, once.
+
+    Structured calls each get a ``tool`` message with their ``tool_call_id``
+    (the chat protocol rejects a call left unanswered); the first carries the
+    error, the others say they did not run. Calls written in the text get one
+    untagged message, as before.
+    """
+    ids = [c.get("id") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    ids = [i for i in ids if isinstance(i, str)]
+    if not ids:
+        return [ToolEnv._tool_message(error)]
+    skipped = "Not run: a call of this message could not be used (see the error above)."
+    return [{"role": "tool", "name": "error", "tool_call_id": call_id,
+             "content": error.text if i == 0 else skipped} for i, call_id in enumerate(ids)]

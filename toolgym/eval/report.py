@@ -23,7 +23,7 @@ from typing import Any
 
 from toolgym.eval.metrics import EvalSummary
 from toolgym.rollout.trajectory import Trajectory, Turn
-from toolgym.tools.parsing import try_parse_tool_calls
+from toolgym.tools.parsing import NATIVE, try_parse_action
 
 MAX_TEXT = 20_000
 """Characters of one message kept in the page; the JSONL file keeps everything."""
@@ -65,15 +65,23 @@ def report_data(summary: EvalSummary, trajectories: Iterable[Trajectory]) -> dic
 
 
 def _turn(turn: Turn) -> dict[str, Any]:
-    """One turn for the viewer: the message, the tool calls read out of it, what came back."""
-    parsed = try_parse_tool_calls(turn.action_text)
+    """One turn for the viewer: the message, its tool calls (native or read out of the
+    text, by the parser the env used), its reasoning, what came back."""
+    native = turn.info.get("tool_calls")
+    action = {"content": turn.action_text, "tool_calls": native} if native else turn.action_text
+    parsed = try_parse_action(action)
     calls = [{"name": c.name, "arguments": {k: _cap(v) if isinstance(v, str) else v
                                             for k, v in c.arguments.items()}}
              for c in parsed.calls]
     view = {"a": _cap(turn.action_text), "c": calls, "perr": parsed.observation,
             "o": _cap(turn.observation), "r": turn.reward, "f": turn.finish_reason}
-    if calls:  # the calls are shown structured; "p" is the prose around them
+    if parsed.form == NATIVE:
+        view["n"] = True
+        view["p"] = _cap(turn.action_text.strip())
+    elif calls:  # the calls are shown structured; "p" is the prose around them
         view["p"] = _cap(_CALL_TAGS.sub("", turn.action_text).strip())
+    if turn.info.get("reasoning"):
+        view["t"] = _cap(str(turn.info["reasoning"]))
     return view
 
 
@@ -349,6 +357,8 @@ function turn(u, i) {
        el("span", {class: "r"},
           "reward " + fix(u.r, 2) + (u.f !== "stop" ? " · finish " + u.f : ""))),
     el("div", {class: "label"}, final ? "Assistant (final answer)" : "Assistant"));
+  if (u.t) box.append(el("details", {class: "reasoning"}, el("summary", null, "reasoning"),
+                         el("pre", null, u.t)));
   if (u.p === undefined) box.append(el("pre", {class: "assistant"}, u.a));
   else {  // prose and calls shown apart; the raw message on demand
     if (u.p) box.append(el("pre", {class: "assistant"}, u.p));
@@ -361,7 +371,8 @@ function turn(u, i) {
   if (u.perr) box.append(el("div", {class: "label"}, "Tool call"),
                          el("div", {class: "call error"}, "could not be read: " + u.perr));
   else if (u.c.length) box.append(
-    el("div", {class: "label"}, "Tool call" + (u.c.length > 1 ? "s" : "")),
+    el("div", {class: "label"}, "Tool call" + (u.c.length > 1 ? "s" : "") +
+       (u.n ? " (native tool_calls)" : "")),
     ...u.c.map((c) => el("div", {class: "call"}, el("span", {class: "tool-name"}, c.name),
       ...Object.entries(c.arguments).map(([k, v]) => el("div", {class: "arg"},
         el("span", {class: "arg-name"}, k), el("pre", null,

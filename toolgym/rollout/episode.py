@@ -33,6 +33,12 @@ async def run_episode(
     the agent; without it the agent renders the messages itself and the
     trajectory is trainable only if the agent returns ids.
 
+    A turn with structured tool calls or reasoning reaches the env as its
+    assistant message (:meth:`AgentTurn.message`), a plain turn as its text, so
+    string-only envs keep Gymnasium's contract; the turn's record keeps the
+    structured calls (``info["tool_calls"]``), the form its calls came in
+    (``info["call_form"]``: ``"native"`` or ``"text"``) and its reasoning.
+
     An :class:`~toolgym.errors.AgentError` ends the episode as ``agent_error``;
     infrastructure failures come back from the env as ``infra_error``.
     """
@@ -59,14 +65,15 @@ async def run_episode(
         finally:
             model_s += time.perf_counter() - t0
         t0 = time.perf_counter()
-        obs, reward, terminated, truncated, info = await env.astep(turn.text)
+        action = turn.message() if turn.structured else turn.text
+        obs, reward, terminated, truncated, info = await env.astep(action)
         env_s += time.perf_counter() - t0
         record = Turn(
             action_text=turn.text, action_ids=turn.token_ids, action_logprobs=turn.logprobs,
             prompt_ids=pending_prompt if prompt else list(turn.prompt_token_ids or []),
             observation=obs, reward=float(info.get("turn_reward", 0.0)),
             policy_version=turn.policy_version, finish_reason=turn.finish_reason,
-            info={"tool_counts": info.get("tool_counts", {})},
+            info=_turn_info(turn, info),
         )
         traj.turns.append(record)
         _note_version(traj, turn.policy_version)
@@ -103,6 +110,19 @@ def _append_observation(prompt: IncrementalPrompt | None, turn: AgentTurn, recor
         return ids
     record.obs_ids = ids
     return []
+
+
+def _turn_info(turn: AgentTurn, info: dict[str, Any]) -> dict[str, Any]:
+    """What a turn's record keeps beside its text: tool counts, and the call form and
+    reasoning when there are some."""
+    out: dict[str, Any] = {"tool_counts": info.get("tool_counts", {})}
+    if info.get("call_form"):
+        out["call_form"] = info["call_form"]
+    if turn.tool_calls:
+        out["tool_calls"] = turn.tool_calls
+    if turn.reasoning is not None:
+        out["reasoning"] = turn.reasoning
+    return out
 
 
 def _note_version(traj: Trajectory, version: int | None) -> None:

@@ -17,11 +17,16 @@ from toolgym.tools.call import ToolCall
 from toolgym.tools.function import FunctionTool, tool
 from toolgym.tools.parsing import (
     FENCED_PYTHON_BASH,
+    Action,
     ParsedCalls,
+    action_text,
+    assistant_message,
     from_openai_tool_calls,
+    parse_action,
     parse_tool_calls,
     render_tool_call,
     to_openai_tool_calls,
+    try_parse_action,
     try_parse_tool_calls,
 )
 from toolgym.tools.python import PythonTool
@@ -39,6 +44,7 @@ def default_tools(*, timeout_s: float = 30.0) -> ToolSet:
 
 __all__ = [
     "FENCED_PYTHON_BASH",
+    "Action",
     "BashTool",
     "FunctionTool",
     "ParsedCalls",
@@ -51,14 +57,18 @@ __all__ = [
     "ToolSet",
     "ToolStatus",
     "WriteFileTool",
+    "action_text",
     "apply_chat_template",
+    "assistant_message",
     "default_tools",
     "from_openai_tool_calls",
+    "parse_action",
     "parse_tool_calls",
     "render_tool_call",
     "render_tools_system_prompt",
     "supports_tools",
     "to_openai_tool_calls",
     "tool",
+    "try_parse_action",
     "try_parse_tool_calls",
 ]

@@ -15,7 +15,16 @@ whitespace follows its JSON, because generation often stops *at* the closing
 tag.
 
 **OpenAI structured calls** (:func:`from_openai_tool_calls`): the
-``tool_calls`` list of a chat-completions message.
+``tool_calls`` list of a chat-completions message, as servers that parse calls
+themselves return it (the OpenAI API, vLLM with ``--enable-auto-tool-choice``,
+SGLang, llama.cpp with ``--jinja``).
+
+An environment's action is either the message text or the whole assistant
+message (:data:`Action`); :func:`try_parse_action` is the one entry point for
+both: a message with ``tool_calls`` is read from them (its text is then the
+model's commentary, not scanned again), anything else from its text. Both
+forms are validated by the same code, so a call is accepted or refused the
+same way whichever form it came in.
 
 **Fenced code blocks** (only when the environment opts in). A fenced block
 whose info string names a language listed in ``fenced`` becomes a call, so a
@@ -60,6 +69,10 @@ FORMAT_HINT = (
     'Write each call as <tool_call>{"name": "<tool name>", "arguments": '
     '{"<argument>": <value>, ...}}</tool_call>.'
 )
+NATIVE_HINT = (
+    'Give each tool call a "function" with the tool\'s "name" and its "arguments" as a JSON '
+    "object of named arguments."
+)
 
 Fences = Mapping[str, "str | tuple[str, str]"]
 """Language of a fenced block → argument name, or → ``(tool name, argument name)``."""
@@ -76,6 +89,13 @@ FENCED_PYTHON_BASH: Fences = {
 
 _FENCE = re.compile(r"^```[ \t]*([\w+.-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
 _CALL_KEYS = {"name", "arguments", "parameters", "id"}
+
+Action = str | Mapping[str, Any]
+"""What an env's ``step`` takes: the assistant's text, or its OpenAI message
+(``{"role": "assistant", "content": ..., "tool_calls": [...]}``)."""
+
+TEXT, NATIVE = "text", "native"
+"""The two forms a call comes in: written in the message text, or as structured ``tool_calls``."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -97,6 +117,9 @@ class ParsedCalls:
 
     calls: list[ToolCall] = field(default_factory=list)
     error: ToolCallError | None = None
+    form: str | None = None
+    """:data:`NATIVE` (structured ``tool_calls``), :data:`TEXT` (calls written in the text),
+    or None (no call attempted: a final answer)."""
 
     @property
     def ok(self) -> bool:
@@ -160,18 +183,103 @@ def parse_tool_calls(
 def try_parse_tool_calls(
     text: str, tools: Mapping[str, Tool] | None = None, *, fenced: Fences | None = None
 ) -> ParsedCalls:
-    """Like :func:`parse_tool_calls`, but never raises: errors become the observation.
+    """Like :func:`parse_tool_calls`, but never raises: see :func:`try_parse_action`."""
+    return try_parse_action(text, tools, fenced=fenced)
+
+
+def assistant_message(action: Action) -> dict[str, Any]:
+    """The action as an OpenAI assistant message: text content, and ids on every call.
+
+    A string becomes ``{"role": "assistant", "content": action}`` (exactly what
+    an env records for a text action); a message keeps its ``tool_calls`` and
+    other fields (``reasoning_content``), its ``content`` becomes ``""`` when
+    null, and a call without a string id gets ``call_<i>``, so every tool
+    result can name the call it answers.
+
+    Raises:
+        TypeError: ``action`` is neither a string nor a mapping, or its role
+            or content is not that of an assistant message.
+
+    Example:
+        >>> m = assistant_message({"content": None, "tool_calls": [{"function": {"name": "f"}}]})
+        >>> m["role"], m["content"], m["tool_calls"][0]["id"]
+        ('assistant', '', 'call_0')
+    """
+    if isinstance(action, str):
+        return {"role": "assistant", "content": action}
+    if not isinstance(action, Mapping):
+        raise TypeError(
+            f"an action is the assistant's text or message, got {type(action).__name__}")
+    message = dict(action)
+    if message.setdefault("role", "assistant") != "assistant":
+        raise TypeError(f"an action message has role 'assistant', got {message['role']!r}")
+    content = message.get("content")
+    if content is not None and not isinstance(content, str):
+        raise TypeError(f"an action message's content is a string, got {type(content).__name__}")
+    message["content"] = content or ""
+    calls = message.get("tool_calls")
+    if isinstance(calls, list | tuple):
+        message["tool_calls"] = [
+            {**c, "id": c["id"] if isinstance(c.get("id"), str) else f"call_{i}"}
+            if isinstance(c, Mapping) else c
+            for i, c in enumerate(calls)
+        ]
+    elif not calls:
+        message.pop("tool_calls", None)
+    return message
+
+
+def action_text(action: Action) -> str:
+    """The text of an action: the string itself, or the message's content (``""`` for null)."""
+    if isinstance(action, str):
+        return action
+    content = action.get("content") if isinstance(action, Mapping) else None
+    return content if isinstance(content, str) else ""
+
+
+def parse_action(
+    action: Action,
+    tools: Mapping[str, Tool] | None = None,
+    *,
+    fenced: Fences | None = None,
+) -> list[ToolCall]:
+    """The calls of an action: its ``tool_calls`` when it has some, else those in its text.
+
+    Raises:
+        ParseError / UnknownTool / BadArguments: as :func:`parse_tool_calls`.
+
+    Example:
+        >>> parse_action({"role": "assistant", "content": None, "tool_calls": [
+        ...     {"id": "c1", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]})
+        [ToolCall(name='bash', arguments={'command': 'ls'}, id='c1')]
+    """
+    structured = action.get("tool_calls") if isinstance(action, Mapping) else None
+    if structured:
+        return from_openai_tool_calls(structured, tools)
+    text = action_text(action) if isinstance(action, Mapping) else action
+    return parse_tool_calls(text, tools, fenced=fenced)
+
+
+def try_parse_action(
+    action: Action,
+    tools: Mapping[str, Tool] | None = None,
+    *,
+    fenced: Fences | None = None,
+) -> ParsedCalls:
+    """Like :func:`parse_action`, but never raises: errors become the observation.
 
     Anything unexpected (which would be a bug here) is reported as a parse
     error too, so a rollout never dies on what a model wrote.
     """
+    form = NATIVE if isinstance(action, Mapping) and action.get("tool_calls") else TEXT
     try:
-        return ParsedCalls(parse_tool_calls(text, tools, fenced=fenced))
+        calls = parse_action(action, tools, fenced=fenced)
+        return ParsedCalls(calls, None, form if calls else None)
     except ToolCallError as exc:
-        return ParsedCalls([], exc)
+        return ParsedCalls([], exc, form)
     except Exception as exc:  # noqa: BLE001 - last line of defence, reported to the agent
         error = ParseError(f"Your tool call could not be read ({exc!r}). {FORMAT_HINT}")
-        return ParsedCalls([], error)
+        return ParsedCalls([], error, form)
 
 
 def from_openai_tool_calls(
@@ -196,10 +304,11 @@ def from_openai_tool_calls(
         where = _where(i, len(tool_calls))
         function = item.get("function") if isinstance(item, Mapping) else None
         if not isinstance(function, Mapping):
-            raise ParseError(f"{where}: expected an object with a \"function\" object.")
+            raise ParseError(
+                f'{where}: expected an object with a "function" object. {NATIVE_HINT}')
         call_id = item.get("id")
         body = {"name": function.get("name"), "arguments": function.get("arguments", {})}
-        call = _call_from_object(body, where)
+        call = _call_from_object(body, where, NATIVE_HINT)
         call_id = call_id if isinstance(call_id, str) else None
         calls.append(ToolCall(call.name, call.arguments, call_id))
     return _check_calls(calls, tools) if tools is not None else calls
@@ -309,20 +418,20 @@ def _scan_fences(
     return found
 
 
-def _call_from_object(obj: Any, where: str) -> ToolCall:
+def _call_from_object(obj: Any, where: str, hint: str = FORMAT_HINT) -> ToolCall:
     if not isinstance(obj, dict):
-        raise ParseError(f"{where}: expected a JSON object, got {_json_kind(obj)}. {FORMAT_HINT}")
+        raise ParseError(f"{where}: expected a JSON object, got {_json_kind(obj)}. {hint}")
     extra = sorted(set(obj) - _CALL_KEYS)
     if extra:
         raise ParseError(
             f"{where}: unexpected key(s) {', '.join(map(json.dumps, extra))}; a call has only "
-            f'"name" and "arguments" (put the tool\'s arguments inside "arguments"). {FORMAT_HINT}'
+            f'"name" and "arguments" (put the tool\'s arguments inside "arguments"). {hint}'
         )
     name = obj.get("name")
     if not isinstance(name, str) or not name:
-        raise ParseError(f'{where}: "name" must be the tool\'s name as a string. {FORMAT_HINT}')
+        raise ParseError(f'{where}: "name" must be the tool\'s name as a string. {hint}')
     if "arguments" in obj and "parameters" in obj:
-        raise ParseError(f'{where}: give "arguments" or "parameters", not both. {FORMAT_HINT}')
+        raise ParseError(f'{where}: give "arguments" or "parameters", not both. {hint}')
     arguments = obj.get("arguments", obj.get("parameters", {}))
     if isinstance(arguments, str):
         try:
@@ -331,12 +440,12 @@ def _call_from_object(obj: Any, where: str) -> ToolCall:
             raise ParseError(f"{where}: the arguments are nested too deeply.") from None
         except ValueError as exc:
             raise ParseError(
-                f'{where}: "arguments" is a string but not a JSON object ({exc}). {FORMAT_HINT}'
+                f'{where}: "arguments" is a string but not a JSON object ({exc}). {hint}'
             ) from None
     if not isinstance(arguments, dict):
         raise ParseError(
             f'{where}: "arguments" must be a JSON object of named arguments, '
-            f"got {_json_kind(arguments)}. {FORMAT_HINT}"
+            f"got {_json_kind(arguments)}. {hint}"
         )
     call_id = obj.get("id")
     if call_id is not None and not isinstance(call_id, str):

@@ -21,11 +21,12 @@ from toolgym.sandbox.base import Sandbox
 from toolgym.tools.base import Tool, ToolStatus, check_tool_name
 from toolgym.tools.call import ToolCall
 from toolgym.tools.parsing import (
+    Action,
     Fences,
     ParsedCalls,
     check_call,
     error_status,
-    try_parse_tool_calls,
+    try_parse_action,
 )
 
 log = logging.getLogger(__name__)
@@ -100,12 +101,13 @@ class ToolSet(Mapping[str, Tool]):
         """The OpenAI function schemas of all tools, for ``apply_chat_template(tools=...)``."""
         return [t.to_schema() for t in self._tools.values()]
 
-    def parse(self, text: str) -> ParsedCalls:
-        """Parse and validate the calls in ``text``; never raises.
+    def parse(self, action: Action) -> ParsedCalls:
+        """Parse and validate the calls of ``action`` (text, or a message with ``tool_calls``);
+        never raises.
 
-        See :func:`~toolgym.tools.parsing.try_parse_tool_calls`.
+        See :func:`~toolgym.tools.parsing.try_parse_action`.
         """
-        return try_parse_tool_calls(text, self, fenced=self.fenced)
+        return try_parse_action(action, self, fenced=self.fenced)
 
     async def dispatch(self, sandbox: Sandbox, call: ToolCall) -> ToolOutcome:
         """Run one call and return its observation; never raises for the agent's mistakes.
