@@ -7,18 +7,27 @@ truncated ones, Dr.GRPO's divisor depended on the micro-batch, ...
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
+import torch
 
-from tests.trainers.conftest import grpo_config
+from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups
 from tests.trainers.toy_env import DigitsEnv
 from toolgym.agents import ChatTokenizer, SamplingParams
 from toolgym.agents.hf import HFAgent
 from toolgym.envs.wrappers import Budget
 from toolgym.rollout.episode import run_episode
-from toolgym.trainers.grpo import GRPOTrainer
+from toolgym.rollout.trajectory import Trajectory, Turn
+from toolgym.trainers.advantages import grpo_advantages
+from toolgym.trainers.batching import Batch, build_batch
+from toolgym.trainers.grpo import GRPOConfig, GRPOTrainer
+from toolgym.trainers.logprobs import token_logprobs
+from toolgym.trainers.losses import AGG_MODES
+from toolgym.trainers.policy import Policy, load_policy
 from toolgym.trainers.turn_batch import after_last_turn, turn_contexts
+from toolgym.trainers.update import policy_update
 
 
 def test_step0_ratio_is_one_with_temperature_and_top_p(tiny_dir: Path, tmp_path: Path) -> None:
@@ -44,3 +53,93 @@ async def test_a_truncated_episode_bootstraps_from_the_next_prompt(tiny_dir: Pat
     assert after[: len(context)] == context and len(after) > len(context)
     assert chat.decode(after[len(context):]).endswith(
         "<|im_start|>user\nagain<|im_end|>\n<|im_start|>assistant\n")
+
+
+def _batch(tiny_dir: Path, groups: list[list[Trajectory]], policy: Policy) -> Batch:
+    """A GRPO batch whose behaviour logprobs are the policy's own (on-policy at step 0)."""
+    trajs = [t for g in groups for t in g]
+    batch, _ = build_batch(trajs, pad_id=policy.pad_id, advantage_fn=grpo_advantages)
+    with torch.no_grad():
+        logp = token_logprobs(policy.model, batch.input_ids, batch.attention_mask)[0]
+    return dataclasses.replace(batch, behaviour_logprobs=torch.where(batch.loss_mask, logp, 0.0))
+
+
+@pytest.mark.parametrize("mode", AGG_MODES)
+def test_one_update_is_the_same_for_every_micro_batch_size(tiny_dir: Path, tmp_path: Path,
+                                                           mode: str) -> None:
+    groups = synthetic_groups(tiny_dir, 2, 4, seed=5)
+    params = []
+    for micro in (1, 3, 8):
+        cfg = grpo_config(tmp_path, tiny_dir, micro_batch_size=micro, loss_agg=mode,
+                          entropy_coef=0.01)
+        policy = load_policy(cfg.model)
+        batch = _batch(tiny_dir, groups, policy)
+        sgd = torch.optim.SGD(policy.trainable_parameters(), lr=1.0)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
+        policy.model.train()
+        policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+        params.append(torch.cat([p.detach().flatten() for p in policy.trainable_parameters()]))
+    # before the fix, Dr.GRPO divided by each micro-batch's padded width
+    for other in params[1:]:
+        torch.testing.assert_close(other, params[0], atol=1e-6, rtol=1e-5)
+
+
+def test_seq_mean_counts_a_trajectory_once_when_its_turns_are_separate_samples(
+        tiny_dir: Path, tmp_path: Path) -> None:
+    def traj(turns: int, reward: float) -> Trajectory:  # every turn starts a new sample
+        return Trajectory("e", "t", [Turn("a", [40, 41], [0.0, 0.0], prompt_ids=[30, 31])
+                                     for _ in range(turns)],
+                          final_reward=reward, group_id="g", outcome="success")
+
+    cfg = grpo_config(tmp_path, tiny_dir, loss_agg="seq-mean-token-sum")
+    policy = load_policy(cfg.model)
+    batch = _batch(tiny_dir, [[traj(3, 1.0), traj(1, 0.0)]], policy)
+    assert len(batch) == 4
+    adv = batch.advantages.amax(-1)[0]  # +a for the 3-turn episode, -a for the other
+    sgd = torch.optim.SGD(policy.trainable_parameters(), lr=0.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
+    out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+    # ratio 1: per trajectory the loss is -A x its tokens; mean over the 2 trajectories
+    # (before the fix: over the 4 samples, -1/2 of this)
+    assert out["policy_loss"] == pytest.approx(float((-adv * 6 + adv * 2) / 2), rel=1e-5)
+
+
+def test_the_lr_schedule_ends_even_when_batches_give_fewer_mini_batches(
+        tiny_dir: Path, tmp_path: Path) -> None:
+    # 3 steps x 4 planned mini-batches, but each batch holds only 2 samples
+    groups = [synthetic_groups(tiny_dir, 1, 2, seed=s) for s in range(3)]
+    cfg = grpo_config(tmp_path / "run", tiny_dir, total_steps=3, groups_per_step=1,
+                      num_mini_batches=4, export_final=False, rollout={"group_size": 2},
+                      optim={"schedule": "linear", "lr": 1e-3})
+    trainer = GRPOTrainer(cfg, source=ReplaySource(groups), echo=None)
+    trainer.train()
+    assert trainer.scheduler.last_epoch == cfg.total_optimizer_steps  # 12; before the fix: 6
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def _trained_lora(cfg: GRPOConfig) -> Policy:
+    """A LoRA policy whose adapter is not zero (a fresh one is: B = 0 hides its dropout)."""
+    policy = load_policy(cfg.model)
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen))
+    return policy
+
+
+def test_lora_dropout_is_off_and_old_logprobs_are_taken_in_eval_mode(
+        tiny_dir: Path, tmp_path: Path) -> None:
+    lora = {"lora": True, "lora_r": 4, "lora_dropout": 0.3}
+    cfg = grpo_config(tmp_path / "a", tiny_dir, total_steps=1, export_final=False, model=lora)
+    assert cfg.disable_dropout  # the default for RL, as in TRL
+    history = GRPOTrainer(cfg, policy=_trained_lora(cfg), echo=None).train()
+    assert history[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-3)
+    assert history[0]["approx_kl"] == pytest.approx(0.0, abs=1e-5)
+    # with dropout kept, the proximal (old) logprobs still come from eval mode: at step 0
+    # they are the sampler's, so the behaviour->proximal weight is exactly 1
+    cfg = dataclasses.replace(cfg, run_dir=str(tmp_path / "b"), disable_dropout=False,
+                              tis_cap=2.0)
+    history = GRPOTrainer(cfg, policy=_trained_lora(cfg), echo=None).train()
+    assert history[0]["tis_weight_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert history[0]["approx_kl"] > 1e-3  # the training forward itself does use dropout

@@ -21,6 +21,7 @@ from toolgym.trainers.losses import (
     masked_mean,
     masked_sum,
     policy_loss,
+    token_weights,
     truncated_importance_weights,
     value_loss,
 )
@@ -142,16 +143,25 @@ def test_aggregate_dr_grpo_constant_and_errors() -> None:
 
 
 @pytest.mark.parametrize("mode", AGG_MODES)
-def test_aggregate_micro_batches_with_denominator_add_up(mode: AggMode) -> None:
-    # gradient accumulation: rows split into two micro-batches, each divided by the
-    # mini-batch's count (4 tokens for token-mean, 2 non-empty sequences otherwise)
-    full = aggregate(LOSS, MASK, mode)
-    count = 4.0 if mode == "token-mean" else 2.0
-    parts = [
-        aggregate(LOSS[i : i + 1], MASK[i : i + 1], mode, denominator=count, max_tokens=4)
-        for i in (0, 1)
-    ]
+def test_aggregate_micro_batches_with_mini_batch_weights_add_up(mode: AggMode) -> None:
+    # gradient accumulation: weights computed over both rows, then split by row
+    full = aggregate(LOSS, MASK, mode, max_tokens=4)
+    w = token_weights(MASK, mode, max_tokens=4)
+    parts = [aggregate(LOSS[i : i + 1], MASK[i : i + 1], weights=w[i : i + 1]) for i in (0, 1)]
     assert_close(parts[0] + parts[1], full)
+
+
+def test_token_weights_count_a_trajectory_split_over_rows_once() -> None:
+    # rows 0 and 1 are one trajectory (3 tokens), row 2 another (1 token)
+    mask = torch.tensor([[1, 1, 0], [0, 1, 0], [1, 0, 0]], dtype=torch.bool)
+    traj = torch.tensor([0, 0, 1])
+    mean = token_weights(mask, "seq-mean-token-mean", seq_index=traj)
+    assert_close(mean, t([[1 / 6, 1 / 6, 0], [0, 1 / 6, 0], [1 / 2, 0, 0]]).float())
+    total = token_weights(mask, "seq-mean-token-sum", seq_index=traj)
+    assert_close(total, t([[1 / 2, 1 / 2, 0], [0, 1 / 2, 0], [1 / 2, 0, 0]]).float())
+    norm = token_weights(mask, "seq-mean-token-sum-norm", seq_index=traj, max_tokens=10)
+    assert_close(norm, total / 10)
+    assert_close(token_weights(mask, "token-mean", seq_index=traj), mask.float() / 4)
 
 
 @settings(deadline=None, max_examples=50)

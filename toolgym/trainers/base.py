@@ -62,7 +62,7 @@ from toolgym.trainers.config import dump_yaml, format_config, option
 from toolgym.trainers.losses import AggMode, KLKind
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
-from toolgym.trainers.policy import ModelConfig, Policy, load_policy
+from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
 from toolgym.trainers.update import ValueTerm, policy_update
 
 __all__ = ["Trainer", "TrainerConfig", "WeightSync", "seed_everything"]
@@ -92,10 +92,15 @@ class TrainerConfig:
     tis_cap: float | None = option(None, "Decoupled PPO: ratio against the pre-update policy and "
                                    "an importance weight behaviour->proximal capped here (e.g. 2).")
     loss_agg: AggMode = option("token-mean", "How token losses become a scalar (Dr.GRPO: "
-                               "seq-mean-token-sum-norm).")
+                               "seq-mean-token-sum-norm); a sequence is a trajectory.")
+    loss_max_tokens: int | None = option(None, "Dr.GRPO's constant divisor of a trajectory's "
+                                         "token-loss sum (seq-mean-token-sum-norm); null: "
+                                         "sampling.max_new_tokens.")
     kl_coef: float = option(0.0, "Weight of the KL to the reference policy (0: no reference).")
     kl_estimator: KLKind = option("k3", "KL estimator: k1, k2 or k3.")
     entropy_coef: float = option(0.0, "Entropy bonus weight.")
+    disable_dropout: bool = option(True, "Set every dropout of the policy (LoRA's included) to 0, "
+                                   "so the trainer's log-probs are the sampler's (as TRL does).")
     weight_sync: Literal["shared", "copy"] = option(
         "shared", "shared: the agent samples from the training module (lock during updates); "
         "copy: the agent has its own copy, updated between generate batches.")
@@ -129,6 +134,8 @@ class TrainerConfig:
                      "update_epochs", "generation_batch", "num_threads", "keep_last"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}.")
+        if self.loss_max_tokens is not None and self.loss_max_tokens < 1:
+            raise ConfigError(f"loss_max_tokens must be >= 1 or null; got {self.loss_max_tokens}.")
         if self.save_every < 0:
             raise ConfigError(f"save_every must be >= 0; got {self.save_every}.")
         if not 0.0 <= self.clip_low < 1.0 or self.clip_high < 0.0:
@@ -141,6 +148,11 @@ class TrainerConfig:
         if self.backend == "vllm" and self.weight_sync == "shared":
             raise ConfigError("backend: vllm keeps its own copy of the weights; set "
                               "weight_sync: copy.")
+
+    @property
+    def norm_tokens(self) -> int:
+        """The constant of ``seq-mean-token-sum-norm``: ``loss_max_tokens`` or the turn budget."""
+        return self.loss_max_tokens or self.sampling.max_new_tokens
 
     @property
     def total_optimizer_steps(self) -> int:
@@ -221,6 +233,8 @@ class Trainer:
         torch.set_num_threads(config.num_threads)
         seed_everything(config.seed)
         self.policy = policy or load_policy(config.model, reference=config.kl_coef > 0)
+        if config.disable_dropout:
+            disable_dropout(self.policy.model)
         if source is None and not config.rollout.env_id:
             raise ConfigError("rollout.env_id is required: the env to train on, e.g. "
                               "--set rollout.env_id=toolgym/Code-v0 (`toolgym envs list`).")

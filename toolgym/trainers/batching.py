@@ -65,6 +65,9 @@ class Batch:
             update (PPO's value clipping); None without a critic.
         returns: ``Tensor[N, T]``, the value head's targets (GAE returns); None
             without a critic.
+        loss_weights: ``Tensor[N, T]``, each token's weight in its mini-batch's
+            loss (:func:`~toolgym.trainers.losses.token_weights`), set by the
+            update before it splits the mini-batch into micro-batches.
     """
 
     input_ids: Tensor
@@ -80,6 +83,7 @@ class Batch:
     ref_logprobs: Tensor | None = None
     old_values: Tensor | None = None
     returns: Tensor | None = None
+    loss_weights: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.input_ids.shape[0])

@@ -21,7 +21,7 @@ from toolgym.errors import ConfigError
 __all__ = [
     "AGG_MODES", "AggMode", "KLKind", "PolicyLossStats", "ValueLossStats", "aggregate",
     "entropy_from_logits", "kl_penalty", "masked_mean", "masked_sum", "policy_loss",
-    "truncated_importance_weights", "value_loss",
+    "token_weights", "truncated_importance_weights", "value_loss",
 ]  # fmt: skip
 
 AggMode = Literal[
@@ -62,12 +62,64 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     return masked_sum(x, mask, dim) / count.clamp(min=1)
 
 
+def token_weights(
+    mask: Tensor,
+    mode: AggMode = "token-mean",
+    *,
+    seq_index: Tensor | None = None,
+    max_tokens: int | None = None,
+) -> Tensor:
+    """Per-token weights ``w`` with ``sum(w * loss)`` the :func:`aggregate` of ``loss``.
+
+    Computed once over a whole mini-batch and then sliced into micro-batches,
+    they make gradient accumulation exact: the micro-batch losses add up to
+    the mini-batch's, whatever the micro-batch size (every count, and
+    Dr.GRPO's constant, is the mini-batch's, not the micro-batch's padded width).
+
+    Args:
+        mask: ``Tensor[B, T]``, bool or 0/1.
+        mode: One of :data:`AGG_MODES`.
+        seq_index: ``LongTensor[B]``, which sequence each row belongs to; rows
+            with equal values are one sequence (a trajectory that a template
+            rewriting history split into one row per turn). Default: each row.
+        max_tokens: The constant of ``seq-mean-token-sum-norm`` (default ``T``).
+
+    Returns:
+        ``Tensor[B, T]`` (float32), 0 where ``mask`` is false.
+
+    Raises:
+        ConfigError: ``mode`` is unknown.
+    """
+    if mode not in AGG_MODES:
+        raise ConfigError(f"Unknown loss aggregation mode {mode!r}; valid: {', '.join(AGG_MODES)}.")
+    if mask.dim() != 2:
+        raise ValueError(f"token_weights: expected a mask [B, T]; got {tuple(mask.shape)}")
+    valid = mask.bool()
+    w = valid.to(torch.float32)
+    if mode == "token-mean":
+        return w / valid.sum().clamp(min=1)
+    rows = torch.arange(len(valid), device=valid.device) if seq_index is None else seq_index
+    seq = torch.unique(rows, return_inverse=True)[1]
+    tokens = torch.zeros(int(seq.max()) + 1 if len(seq) else 0, device=valid.device)
+    tokens = tokens.index_add(0, seq, valid.sum(-1).to(tokens.dtype))
+    n_seq = (tokens > 0).sum().clamp(min=1)
+    if mode == "seq-mean-token-mean":
+        per_row = 1.0 / tokens[seq].clamp(min=1)
+    elif mode == "seq-mean-token-sum":
+        per_row = torch.ones(len(valid), device=valid.device)
+    else:
+        per_row = torch.full((len(valid),), 1.0 / (max_tokens or valid.shape[-1]),
+                             device=valid.device)
+    return w * (per_row / n_seq)[:, None]
+
+
 def aggregate(
     loss_per_token: Tensor,
     mask: Tensor,
     mode: AggMode = "token-mean",
     *,
-    denominator: float | None = None,
+    weights: Tensor | None = None,
+    seq_index: Tensor | None = None,
     max_tokens: int | None = None,
 ) -> Tensor:
     """Reduce a ``[B, T]`` per-token loss to a scalar, named as in verl.
@@ -84,15 +136,17 @@ def aggregate(
       divides the batch total by ``T``, skipping the mean over sequences.)
 
     The "seq-mean" modes average over sequences with at least one valid token,
-    so empty rows (dropped trajectories) neither add nor dilute.
+    so empty rows (dropped trajectories) neither add nor dilute. A sequence is
+    a row, or the rows of one ``seq_index`` value (a trajectory).
 
     Args:
         loss_per_token: ``Tensor[B, T]``.
         mask: ``Tensor[B, T]``, bool or 0/1.
         mode: One of :data:`AGG_MODES`.
-        denominator: Replaces the outer count (valid tokens for ``token-mean``,
-            non-empty sequences otherwise). With gradient accumulation pass the
-            mini-batch's count, so that the micro-batch losses sum to its loss.
+        weights: From :func:`token_weights` over a larger batch these rows are
+            part of (gradient accumulation); then ``mode``, ``seq_index`` and
+            ``max_tokens`` are not used.
+        seq_index: See :func:`token_weights`.
         max_tokens: The constant of ``seq-mean-token-sum-norm``.
 
     Returns:
@@ -101,25 +155,14 @@ def aggregate(
     Raises:
         ConfigError: ``mode`` is unknown.
     """
-    if mode not in AGG_MODES:
-        raise ConfigError(f"Unknown loss aggregation mode {mode!r}; valid: {', '.join(AGG_MODES)}.")
     if loss_per_token.dim() != 2 or mask.shape != loss_per_token.shape:
         raise ValueError(
             f"aggregate: expected loss and mask [B, T]; got {tuple(loss_per_token.shape)} "
             f"and {tuple(mask.shape)}"
         )
-    valid = mask.bool()
-    if mode == "token-mean":
-        total = masked_sum(loss_per_token, valid)
-        return total / (valid.sum().clamp(min=1) if denominator is None else denominator)
-    per_seq = masked_sum(loss_per_token, valid, dim=-1)
-    if mode == "seq-mean-token-mean":
-        per_seq = per_seq / valid.sum(-1).clamp(min=1)
-    elif mode == "seq-mean-token-sum-norm":
-        per_seq = per_seq / (max_tokens if max_tokens is not None else valid.shape[-1])
-    nonempty = valid.any(-1)
-    count = nonempty.sum().clamp(min=1) if denominator is None else denominator
-    return masked_sum(per_seq, nonempty) / count
+    if weights is None:
+        weights = token_weights(mask, mode, seq_index=seq_index, max_tokens=max_tokens)
+    return masked_sum(_zero_masked(loss_per_token, mask) * weights, mask)
 
 
 @dataclass(frozen=True)
@@ -180,7 +223,7 @@ def policy_loss(
     agg_mode: AggMode = "token-mean",
     behaviour_logprobs: Tensor | None = None,
     tis_cap: float | None = None,
-    denominator: float | None = None,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, PolicyLossStats]:
     """The clipped PPO surrogate, with clip-higher, dual clip and decoupled IS.
 
@@ -215,7 +258,7 @@ def policy_loss(
         agg_mode: How per-token losses become a scalar; see :func:`aggregate`.
         behaviour_logprobs: ``Tensor[B, T]`` log-probs of the sampling policy.
         tis_cap: Truncation of the importance weight; goes with ``behaviour_logprobs``.
-        denominator: Passed to :func:`aggregate` (gradient accumulation).
+        weights: Passed to :func:`aggregate` (gradient accumulation).
 
     Returns:
         ``(loss, stats)``: a scalar to minimise and :class:`PolicyLossStats`.
@@ -244,7 +287,7 @@ def policy_loss(
             _zero_masked(behaviour_logprobs, valid), _zero_masked(old_logprobs, valid), tis_cap
         )
         per_token, tis_hit = per_token * weight, weight >= tis_cap
-    loss = aggregate(per_token, valid, agg_mode, denominator=denominator)
+    loss = aggregate(per_token, valid, agg_mode, weights=weights)
     flags = (clipped > unclipped, dual_capped, tis_hit)
     return loss, _policy_stats(valid, ratio, log_ratio, weight, flags)
 
@@ -360,7 +403,7 @@ def value_loss(
     *,
     clip: float | None = None,
     agg_mode: AggMode = "token-mean",
-    denominator: float | None = None,
+    weights: Tensor | None = None,
 ) -> tuple[Tensor, ValueLossStats]:
     """Squared-error critic loss, optionally with PPO value clipping.
 
@@ -374,7 +417,7 @@ def value_loss(
         mask: ``Tensor[B, T]``, bool or 0/1.
         clip: Half-width of the value trust region; None disables clipping.
         agg_mode: See :func:`aggregate`.
-        denominator: Passed to :func:`aggregate` (gradient accumulation).
+        weights: Passed to :func:`aggregate` (gradient accumulation).
 
     Returns:
         ``(loss, stats)``.
@@ -388,7 +431,7 @@ def value_loss(
         old = _zero_masked(old_values.detach(), valid)
         v_clipped = old + (v - old).clamp(-clip, clip)
         per_token = torch.maximum(err, (v_clipped - target).square())
-    loss = 0.5 * aggregate(per_token, valid, agg_mode, denominator=denominator)
+    loss = 0.5 * aggregate(per_token, valid, agg_mode, weights=weights)
     with torch.no_grad():
         frac = masked_mean((per_token > err).to(err.dtype), valid)
     return loss, ValueLossStats(clip_fraction=frac)

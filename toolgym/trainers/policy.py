@@ -34,7 +34,7 @@ from toolgym.agents.templates import ChatTokenizer
 from toolgym.errors import ConfigError
 from toolgym.trainers.config import option
 
-__all__ = ["ModelConfig", "Policy", "load_policy"]
+__all__ = ["ModelConfig", "Policy", "disable_dropout", "load_policy"]
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -231,6 +231,21 @@ def load_policy(config: ModelConfig, *, reference: bool = False) -> Policy:
     elif reference:
         ref = copy.deepcopy(model).requires_grad_(False).eval()
     return Policy(model, ChatTokenizer.from_pretrained(config.path), reference=ref)
+
+
+def disable_dropout(model: torch.nn.Module) -> None:
+    """Set every dropout in ``model`` to 0: ``nn.Dropout`` modules (LoRA's among them) and the
+    ``attention_dropout`` rate attention layers apply functionally.
+
+    Dropout makes the trainer's train-mode log-probs differ from the sampler's
+    eval-mode ones at random, so the on-policy ratio is not 1; TRL disables it
+    for RL (``disable_dropout``) for the same reason.
+    """
+    for module in model.modules():
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+        if isinstance(getattr(module, "attention_dropout", None), float):
+            module.attention_dropout = 0.0
 
 
 def _wrap_lora(model: Any, config: ModelConfig) -> Any:

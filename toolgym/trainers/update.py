@@ -3,9 +3,16 @@
 For each mini-batch (``num_mini_batches`` optimiser steps per epoch, samples
 shuffled with the trainer's own generator), the log-probs of the batch's
 tokens are recomputed under the current policy one micro-batch at a time and
-the loss is accumulated with the *mini-batch's* denominator, so the sum of the
-micro-batch losses is exactly the loss of the whole mini-batch (and its
-gradient too), whatever the micro-batch size.
+the loss is accumulated with per-token weights computed over the *whole
+mini-batch* (:func:`~toolgym.trainers.losses.token_weights`: its token and
+trajectory counts, Dr.GRPO's constant ``config.norm_tokens``), so the sum of
+the micro-batch losses is exactly the loss of the whole mini-batch (and its
+gradient too), whatever the micro-batch size. A batch too small for
+``num_mini_batches`` still advances the LR schedule by the planned steps.
+
+Log-probs are those of the distribution the sampler drew from (temperature,
+top-p; :mod:`toolgym.agents.sampling`); the old (proximal) and reference
+log-probs are computed in eval mode, as the sampler's are.
 
 Per token the loss is PPO's clipped surrogate against the rollout's behaviour
 log-probs (:func:`~toolgym.trainers.losses.policy_loss`), plus ``kl_coef``
@@ -23,8 +30,9 @@ optimiser step train the policy and its critic together.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import math
+import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -34,7 +42,14 @@ from torch import Tensor
 
 from toolgym.trainers.batching import Batch
 from toolgym.trainers.logprobs import token_logprobs, token_logprobs_and_hidden
-from toolgym.trainers.losses import aggregate, kl_penalty, masked_sum, policy_loss, value_loss
+from toolgym.trainers.losses import (
+    aggregate,
+    kl_penalty,
+    masked_sum,
+    policy_loss,
+    token_weights,
+    value_loss,
+)
 from toolgym.trainers.policy import Policy
 
 if TYPE_CHECKING:
@@ -70,40 +85,58 @@ def _processing(config: TrainerConfig) -> dict[str, float]:
     return {"temperature": config.sampling.temperature, "top_p": config.sampling.top_p}
 
 
+@contextlib.contextmanager
+def evaluating(model: torch.nn.Module) -> Iterator[None]:
+    """Eval mode (no dropout) for the duration, the previous mode after."""
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
 @torch.no_grad()
 def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> Batch:
-    """Fill ``old_logprobs`` (TIS) and ``ref_logprobs`` (KL) before the update starts."""
+    """Fill ``old_logprobs`` (TIS) and ``ref_logprobs`` (KL) before the update starts.
+
+    In eval mode: these are the policies' log-probs as the sampler sees them,
+    not one dropout draw of them.
+    """
     need_old, need_ref = config.tis_cap is not None, config.kl_coef > 0
     if not (need_old or need_ref) or len(batch) == 0:
         return batch
     device, processing = policy.device, _processing(config)
     old = torch.zeros_like(batch.behaviour_logprobs)
     ref = torch.zeros_like(batch.behaviour_logprobs)
-    for idx in index_chunks(torch.arange(len(batch)), config.micro_batch_size):
-        mb = batch.select(idx).to(device)
-        width = mb.input_ids.shape[1]
-        if need_old:
-            old[idx, :width] = token_logprobs(policy.model, mb.input_ids, mb.attention_mask,
-                                              **processing)[0].cpu()
-        if need_ref:
-            with policy.reference() as reference:
-                ref[idx, :width] = token_logprobs(reference, mb.input_ids, mb.attention_mask,
+    with evaluating(policy.model):
+        for idx in index_chunks(torch.arange(len(batch)), config.micro_batch_size):
+            mb = batch.select(idx).to(device)
+            width = mb.input_ids.shape[1]
+            if need_old:
+                old[idx, :width] = token_logprobs(policy.model, mb.input_ids, mb.attention_mask,
                                                   **processing)[0].cpu()
+            if need_ref:
+                with policy.reference() as reference:
+                    ref[idx, :width] = token_logprobs(reference, mb.input_ids,
+                                                      mb.attention_mask, **processing)[0].cpu()
     return dataclasses.replace(batch, old_logprobs=old if need_old else None,
                                ref_logprobs=ref if need_ref else None)
 
 
-def _denominator(mini: Batch, agg_mode: str) -> float:
-    """The outer count of ``aggregate`` over the whole mini-batch."""
-    if agg_mode == "token-mean":
-        return max(1.0, float(mini.loss_mask.sum()))
-    return max(1.0, float(mini.loss_mask.any(-1).sum()))
+def with_loss_weights(mini: Batch, config: TrainerConfig) -> Batch:
+    """``mini`` with each token's weight in its loss: counts over the whole mini-batch,
+    a "sequence" is a trajectory (``traj_index``), Dr.GRPO divides by ``config.norm_tokens``."""
+    weights = token_weights(mini.loss_mask, config.loss_agg, seq_index=mini.traj_index,
+                            max_tokens=config.norm_tokens)
+    return dataclasses.replace(mini, loss_weights=weights)
 
 
-def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig, denominator: float,
+def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
                 value: ValueTerm | None = None) -> tuple[Tensor, dict[str, float]]:
-    """Loss of one micro-batch (already divided by the mini-batch denominator) and its sums."""
-    mask = mb.loss_mask
+    """Loss of one micro-batch (its share of the mini-batch's, by ``mb.loss_weights``) and
+    its sums."""
+    mask, weights = mb.loss_mask, mb.loss_weights
     kwargs: dict[str, Any] = {**_processing(config), "entropy_mask": mask}
     if value is None:
         logp, entropy = token_logprobs(policy.model, mb.input_ids, mb.attention_mask, **kwargs)
@@ -116,24 +149,22 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig, denominator: f
         logp, mb.old_logprobs if tis else mb.behaviour_logprobs, mb.advantages, mask,
         clip_low=config.clip_low, clip_high=config.clip_high, dual_clip=config.dual_clip,
         agg_mode=config.loss_agg, behaviour_logprobs=mb.behaviour_logprobs if tis else None,
-        tis_cap=config.tis_cap, denominator=denominator)
+        tis_cap=config.tis_cap, weights=weights)
     tokens = float(mask.sum())
     sums = {k: v * tokens for k, v in stats.as_floats().items() if k != "ratio_max"}
     sums["policy_loss"] = float(loss.detach())
     if config.kl_coef > 0:
         assert mb.ref_logprobs is not None
         kl = kl_penalty(logp, mb.ref_logprobs, config.kl_estimator, mask=mask)
-        loss = loss + config.kl_coef * aggregate(kl, mask, config.loss_agg, denominator=denominator)
+        loss = loss + config.kl_coef * aggregate(kl, mask, weights=weights)
         sums["kl_ref"] = float(masked_sum(kl.detach(), mask))
     if config.entropy_coef:
-        loss = loss - config.entropy_coef * aggregate(entropy, mask, config.loss_agg,
-                                                      denominator=denominator)
+        loss = loss - config.entropy_coef * aggregate(entropy, mask, weights=weights)
     sums["entropy"] = float(masked_sum(entropy.detach(), mask))
     if value is not None:
         assert mb.old_values is not None and mb.returns is not None, "ValueTerm needs returns"
         v_loss, v_stats = value_loss(value.head(hidden), mb.old_values, mb.returns, mask,
-                                     clip=value.clip, agg_mode=config.loss_agg,
-                                     denominator=denominator)
+                                     clip=value.clip, weights=weights)
         loss = loss + value.coef * v_loss
         sums["value_loss"] = float(v_loss.detach())
         sums["value_clip_fraction"] = float(v_stats.clip_fraction) * tokens
@@ -143,10 +174,10 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig, denominator: f
 
 
 def _mini_batches(n: int, config: TrainerConfig, generator: torch.Generator) -> Iterator[Tensor]:
+    """``update_epochs x num_mini_batches`` index sets, sizes within one of each other;
+    some are empty when ``n`` is smaller than ``num_mini_batches``."""
     for _ in range(config.update_epochs):
-        order = torch.randperm(n, generator=generator)
-        size = math.ceil(n / config.num_mini_batches)
-        yield from index_chunks(order, size)
+        yield from torch.randperm(n, generator=generator).tensor_split(config.num_mini_batches)
 
 
 def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -169,19 +200,18 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
         per optimiser step, the mean gradient norm (before clipping, over every
         parameter the optimiser steps) and the mean LR.
     """
-    if len(batch) == 0:
-        return {"optimizer_steps": 0.0}
     batch = precompute_logprobs(policy, batch, config)
     totals: dict[str, float] = defaultdict(float)
     params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
     for mini_index in _mini_batches(len(batch), config, generator):
-        mini = batch.select(mini_index)
-        denominator = _denominator(mini, config.loss_agg)
+        if len(mini_index) == 0 or not batch.loss_mask[mini_index].any():
+            _step_schedule_only(scheduler)  # the LR schedule still ends on its planned step
+            continue
+        mini = with_loss_weights(batch.select(mini_index), config)
         optimizer.zero_grad(set_to_none=True)
         for idx in index_chunks(torch.arange(len(mini)), config.micro_batch_size):
-            loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config,
-                                     denominator, value)
+            loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config, value)
             loss.backward()
             for key, amount in sums.items():
                 totals[key] += amount
@@ -191,7 +221,14 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
         optimizer.step()
         scheduler.step()
         steps += 1
-    return _summarise(totals, steps)
+    return _summarise(totals, steps) if steps else {"optimizer_steps": 0.0}
+
+
+def _step_schedule_only(scheduler: Any) -> None:
+    """Advance the LR schedule for an optimiser step that had nothing to train on."""
+    with warnings.catch_warnings():  # "lr_scheduler.step() before optimizer.step()": on purpose
+        warnings.filterwarnings("ignore", message=".*lr_scheduler.step.*", category=UserWarning)
+        scheduler.step()
 
 
 def _summarise(totals: dict[str, float], steps: int) -> dict[str, float]:
