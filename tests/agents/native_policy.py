@@ -27,23 +27,29 @@ BAD = "bad_"
 class NativeReference:
     """A :data:`~tests.agents.openai_server.Policy`: request body in, step out."""
 
-    def __init__(self, env_id: str, kind: str = "oracle", *, chaos: bool = False) -> None:
+    def __init__(self, env_id: str, kind: str = "oracle", *, chaos: bool = False,
+                 bad_arguments: str = '{"code": "print(1)') -> None:
+        """``bad_arguments``: what chaos's malformed call sends (default: JSON cut short)."""
         self.reference = ReferenceAgent(env_id, kind)
         self.chaos = chaos
+        self.bad_arguments = bad_arguments
         self.requests = 0
         self.statuses = 0
         self.malformed = 0
 
     def __call__(self, body: dict[str, Any]) -> Step:
+        return self.answer(body["messages"])
+
+    def answer(self, messages: list[dict[str, Any]]) -> Step:
+        """The step for a conversation in OpenAI chat messages."""
         self.requests += 1
         if self.chaos and self.requests % 3 == 1:
             self.statuses += 1
             return Status(429 if self.requests % 2 else 500)
-        messages = body["messages"]
         if self.chaos and not any(_is_bad(m) for m in messages):
             self.malformed += 1
             call = {"id": f"{BAD}0", "type": "function",
-                    "function": {"name": "python", "arguments": '{"code": "print(1)'}}
+                    "function": {"name": "python", "arguments": self.bad_arguments}}
             return Reply(content=None, tool_calls=[call], finish_reason="tool_calls")
         text = self.reference.act_sync(Conversation(_without_bad_turns(messages))).text
         calls = parse_tool_calls(text)

@@ -26,19 +26,23 @@ app.command("other")(lambda: None)  # two commands, so "eval" is a sub-command a
     ("vllm:./ckpt/step-1", AgentSpec("vllm", "./ckpt/step-1")),
     ("openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct",
      AgentSpec("openai", "http://127.0.0.1:8000/v1", "Qwen/Qwen2.5-0.5B-Instruct")),
+    ("anthropic:https://api.anthropic.com#claude-sonnet-4-5",
+     AgentSpec("anthropic", "https://api.anthropic.com", "claude-sonnet-4-5")),
 ])
 def test_agent_specs(spec: str, parsed: AgentSpec) -> None:
     assert parse_agent_spec(spec) == parsed
 
 
 @pytest.mark.parametrize(("spec", "hint"), [
-    ("gpt4", "expected one of hf:PATH, vllm:PATH, openai:URL#MODEL, oracle, wrong"),
+    ("gpt4", "expected one of hf:PATH, vllm:PATH, openai:URL#MODEL, anthropic:URL#MODEL, "
+             "oracle, wrong"),
     ("hf:", "expected one of"),
     ("vllm:", "expected one of"),
     ("Oracle", "expected one of"),
     ("openai:http://127.0.0.1:8000", "openai:URL#MODEL"),
     ("openai:127.0.0.1:8000#m", "http(s)://"),
     ("openai:http://h#", "openai:URL#MODEL"),
+    ("anthropic:api.anthropic.com#m", "anthropic:URL#MODEL, e.g. anthropic:https://"),
 ])
 def test_bad_agent_specs_say_what_to_write(spec: str, hint: str) -> None:
     with pytest.raises(ConfigError, match=r"Bad --agent") as err:

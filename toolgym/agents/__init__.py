@@ -3,6 +3,7 @@
 * :class:`HFAgent` — a local ``transformers`` model, batched, exact ids and logprobs;
 * :class:`VLLMAgent` — an in-process vLLM engine (``pip install -e '.[gpu]'``), same contract;
 * :class:`OpenAIAgent` — any OpenAI-compatible endpoint (vLLM returns ids and logprobs);
+* :class:`AnthropicAgent` — the Anthropic Messages API (tool_use / tool_result blocks);
 * :class:`ScriptedAgent` — replays fixed replies, for tests and env smoke runs.
 
 Token-in/token-out prompts are built by :class:`IncrementalPrompt`
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from toolgym.agents.anthropic_http import AnthropicAgent
 from toolgym.agents.base import (
     DEFAULT_SAMPLING,
     Agent,
@@ -45,6 +47,7 @@ __all__ = [
     "DEFAULT_SAMPLING",
     "Agent",
     "AgentBase",
+    "AnthropicAgent",
     "AgentTurn",
     "ChatTokenizer",
     "Conversation",

@@ -3,8 +3,10 @@
 The agent is one string, so a shell history line says exactly what ran:
 ``hf:PATH`` (a local model directory, run by transformers), ``vllm:PATH`` (the
 same, run by an in-process vLLM engine on the GPU), ``openai:URL#MODEL`` (any
-OpenAI-compatible server, e.g. vLLM), ``oracle`` or ``wrong`` (the env's
-scripted reference answers, for checking an env and the pipeline end to end).
+OpenAI-compatible server, e.g. vLLM), ``anthropic:URL#MODEL`` (the Anthropic
+Messages API; the key comes from ``ANTHROPIC_API_KEY``), ``oracle`` or
+``wrong`` (the env's scripted reference answers, for checking an env and the
+pipeline end to end).
 Running the same command again resumes: finished (task, sample) pairs are kept.
 """
 
@@ -24,7 +26,10 @@ from toolgym.errors import ConfigError, ToolgymError
 
 console = Console(highlight=False)
 
-AGENT_FORMS = ("hf:PATH", "vllm:PATH", "openai:URL#MODEL", "oracle", "wrong")
+AGENT_FORMS = ("hf:PATH", "vllm:PATH", "openai:URL#MODEL", "anthropic:URL#MODEL", "oracle",
+               "wrong")
+EXAMPLE_URLS = {"openai": "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct",
+                "anthropic": "anthropic:https://api.anthropic.com#claude-sonnet-4-5"}
 
 
 @dataclass(frozen=True)
@@ -37,15 +42,16 @@ class AgentSpec:
     """
 
     kind: str
-    """``hf``, ``vllm``, ``openai``, ``oracle`` or ``wrong``."""
+    """``hf``, ``vllm``, ``openai``, ``anthropic``, ``oracle`` or ``wrong``."""
     target: str = ""
-    """The model directory (hf, vllm) or the server URL (openai)."""
+    """The model directory (hf, vllm) or the server URL (openai, anthropic)."""
     model: str = ""
-    """The served model name (openai)."""
+    """The served model name (openai, anthropic)."""
 
 
 def parse_agent_spec(spec: str) -> AgentSpec:
-    """Read ``hf:PATH``, ``vllm:PATH``, ``openai:URL#MODEL``, ``oracle`` or ``wrong``.
+    """Read ``hf:PATH``, ``vllm:PATH``, ``openai:URL#MODEL``, ``anthropic:URL#MODEL``,
+    ``oracle`` or ``wrong``.
 
     Raises:
         ConfigError: anything else; the message lists the accepted forms.
@@ -56,14 +62,13 @@ def parse_agent_spec(spec: str) -> AgentSpec:
     kind, sep, rest = spec.partition(":")
     if sep and kind in ("hf", "vllm") and rest:
         return AgentSpec(kind, rest)
-    if sep and kind == "openai":
+    if sep and kind in EXAMPLE_URLS:
         url, _, model = rest.rpartition("#")
         if url.startswith(("http://", "https://")) and model:
-            return AgentSpec("openai", url, model)
+            return AgentSpec(kind, url, model)
         raise ConfigError(
-            f"Bad --agent {spec!r}: write openai:URL#MODEL, e.g. "
-            "openai:http://127.0.0.1:8000/v1#Qwen/Qwen2.5-0.5B-Instruct (URL with http(s)://, "
-            "then '#' and the model name the server serves).")
+            f"Bad --agent {spec!r}: write {kind}:URL#MODEL, e.g. {EXAMPLE_URLS[kind]} (URL with "
+            "http(s)://, then '#' and the model name the server serves).")
     raise ConfigError(f"Bad --agent {spec!r}: expected one of {', '.join(AGENT_FORMS)}, e.g. "
                       "hf:./checkpoints/step-100 or oracle.")
 
@@ -77,7 +82,8 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
     for a local model, exactly as training does.
 
     Raises:
-        ConfigError: the hf/vllm model directory does not exist, or vLLM is not installed.
+        ConfigError: the hf/vllm model directory does not exist, vLLM is not installed,
+            or ``ANTHROPIC_API_KEY`` is unset for an anthropic agent.
     """
     if spec.kind in ("oracle", "wrong"):
         from toolgym.rollout.reference import ReferenceAgent
@@ -88,6 +94,10 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
 
         return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
                            request_token_ids=token_ids), None
+    if spec.kind == "anthropic":  # its key only from ANTHROPIC_API_KEY, never OPENAI_API_KEY
+        from toolgym.agents.anthropic_http import AnthropicAgent
+
+        return AnthropicAgent(spec.target, spec.model, sampling=sampling), None
     if not Path(spec.target).is_dir():
         raise ConfigError(f"--agent {spec.kind}:{spec.target}: no model directory there; pass a "
                           "directory holding config.json and the tokenizer (save_pretrained).")
@@ -105,8 +115,8 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
 def eval_command(
     env: Annotated[str, typer.Option(help="Environment id, e.g. toolgym/HumanEval-v0.")],
     agent: Annotated[str, typer.Option(
-        help="hf:PATH | vllm:PATH | openai:URL#MODEL | oracle | wrong (the env's reference "
-             "answers).")],
+        help="hf:PATH | vllm:PATH | openai:URL#MODEL | anthropic:URL#MODEL (key from "
+             "ANTHROPIC_API_KEY) | oracle | wrong (the env's reference answers).")],
     out: Annotated[Path, typer.Option(
         help="Output directory: trajectories.jsonl, summary.json, report.html. "
              "Re-running with the same directory resumes.")],
