@@ -98,13 +98,22 @@ class SandboxCrashed(SandboxError):
 class PoolExhausted(SandboxError):
     """Every sandbox of the pool stayed busy for the whole acquire timeout."""
 
-    def __init__(self, max_size: int, timeout_s: float) -> None:
+    def __init__(self, max_size: int, timeout_s: float, memory: str | None = None) -> None:
         self.max_size = max_size
         self.timeout_s = timeout_s
-        super().__init__(
-            f"No sandbox became free within {timeout_s:g} s (pool max_size={max_size}). "
-            "Release sandboxes sooner, raise max_size, or raise the acquire timeout."
-        )
+        self.memory = memory
+        """Which memory budget held the pool back (None: max_size did)."""
+        if memory is None:
+            super().__init__(
+                f"No sandbox became free within {timeout_s:g} s (pool max_size={max_size}). "
+                "Release sandboxes sooner, raise max_size, or raise the acquire timeout."
+            )
+        else:
+            super().__init__(
+                f"No sandbox could start within {timeout_s:g} s: the {memory} is spent "
+                "on sandboxes alive. Release sandboxes sooner, lower their memory_mb, "
+                "or raise the budget (up to the host's memory)."
+            )
 
 
 class ToolCallError(ToolgymError):

@@ -161,6 +161,32 @@ def test_changed_folder_builds_a_new_tag_and_prunes_the_old(
 
 
 @pytest.mark.docker
+def test_prune_keeps_an_image_a_user_loaded_and_tags_a_user_gave(
+    base_image: str, image_dir: Path, tiny: str, docker_available: docker.DockerClient
+) -> None:
+    old = images.build_image(tiny, base_image)
+    old_id = docker_available.images.get(old).id
+    (image_dir / tiny / "data.txt").write_text("two\n")
+    new = images.build_image(tiny, base_image)
+    latest = f"{images.REPOSITORY}/{tiny}:latest"
+    # `docker save ... | docker load` of a working older build: it comes back as :latest.
+    docker_available.images.get(old).tag(latest)
+    assert images.stale_images([tiny]) == []
+    assert images.prune_images([tiny]) == []
+    assert docker_available.images.get(latest).id == old_id
+
+    docker_available.images.get(new).tag(latest)
+    docker_available.images.get(old).tag(f"{images.REPOSITORY}/{tiny}", "mine")
+    result = CliRunner().invoke(app, ["sandbox", "prune"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert old in result.output and "kept them" in result.output
+    assert docker_available.images.get(old).id == old_id, "not without a yes"
+    assert images.stale_images([tiny]) == [old], "only the tag toolgym's build gave"
+    assert images.prune_images([tiny]) == [old]
+    assert docker_available.images.get(f"{images.REPOSITORY}/{tiny}:mine").id == old_id
+
+
+@pytest.mark.docker
 def test_failed_build_reports_the_log(base_image: str, image_dir: Path, tiny: str) -> None:
     (image_dir / tiny / "Dockerfile").write_text(
         TINY_DOCKERFILE + "RUN echo doomed-step && exit 3\n"

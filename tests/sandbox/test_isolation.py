@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 import textwrap
+import tracemalloc
 
 import pytest
 
 from toolgym.sandbox.base import PLATFORM_DIR
+from toolgym.sandbox.pool import PoolConfig, SandboxPool
 
 pytestmark = pytest.mark.docker
 
@@ -207,3 +209,34 @@ async def test_reset_clears_sysv_ipc_and_posix_mqueues(sandbox):
     r = await sandbox.aexec(_py("x = bytearray(180 << 20); x[::4096] = b'1' * len(x[::4096]); "
                                 "print('ok')"))
     assert r.stdout == "ok\n", (r.exit_code, r.stderr)
+
+
+FLOOD = """
+import struct, sys
+fd = open(f"/proc/{sys.argv[1]}/fd/1", "wb", buffering=0)
+fd.write(struct.pack(">I", 3 << 30))  # a reply frame that claims 3 GiB
+chunk = b"x" * (1 << 20)
+for _ in range(64):
+    fd.write(chunk)
+"""
+
+
+async def test_an_oversized_reply_frame_is_refused_counted_and_recycled(spec):
+    """What a supervisor taken over would send: the host must not buffer it."""
+    async with SandboxPool(spec, PoolConfig(size=1, max_size=1)) as pool:
+        async with pool.sandbox() as sb:
+            first = sb.id
+            tracemalloc.start()
+            try:
+                r = await sb.aexec(["python3", "-c", FLOOD, str(_supervisor_pid(sb))],
+                                   trusted=True)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+            assert r.exit_code == -9 and "restarted" in r.stderr
+            assert peak < 16 << 20, f"the host buffered {peak >> 20} MiB of a refused frame"
+            assert sb.tainted and sb.events["bad_frames"] == 1
+            assert (await sb.aexec("echo still")).stdout == "still\n"
+        async with pool.sandbox() as sb:
+            assert sb.id != first, "a sandbox that broke the protocol is not reused"
+        assert pool.events["recycled"] == 1

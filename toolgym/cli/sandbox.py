@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from typing import Annotated
 
@@ -86,8 +87,16 @@ def prune(
         bool, typer.Option(help="Also remove image tags that an up-to-date build replaced.")
     ] = True,
     dry_run: Annotated[bool, typer.Option(help="Say what would go; remove nothing.")] = False,
+    yes: Annotated[
+        bool, typer.Option("--yes", "-y", help="Remove the stale image tags without asking.")
+    ] = False,
 ) -> None:
-    """Remove containers whose owning process is dead, and stale image tags."""
+    """Remove containers whose owning process is dead, and stale image tags.
+
+    Only tags toolgym's own builds gave (``toolgym/<name>:<hash>``) of images no
+    ``toolgym/<name>:latest`` points to are candidates; they are listed first and
+    removed after a yes (asked on a terminal, else ``--yes``).
+    """
     from toolgym.sandbox import images as image_builds
     from toolgym.sandbox.cleanup import list_containers, reap_orphans
 
@@ -97,10 +106,18 @@ def prune(
             console.print(f"would remove {len(orphans)} orphaned containers", *orphans)
         else:
             console.print(f"removed {reap_orphans()} orphaned containers")
-        if images:
-            tags = image_builds.prune_images(dry_run=dry_run)
-            verb = "would remove" if dry_run else "removed"
-            console.print(f"{verb} {len(tags)} stale image tags", *tags)
+        if not images:
+            return
+        stale = image_builds.stale_images()
+        if dry_run or not stale:
+            console.print(f"would remove {len(stale)} stale image tags", *stale)
+            return
+        console.print(f"{len(stale)} stale image tags:", *stale)
+        if not yes and not (sys.stdin.isatty() and typer.confirm("Remove them?")):
+            console.print("kept them (pass --yes to remove them without asking)")
+            return
+        tags = image_builds.prune_images()
+        console.print(f"removed {len(tags)} stale image tags", *tags)
     except ToolgymError as exc:
         raise fail(exc) from None
 

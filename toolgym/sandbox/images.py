@@ -317,13 +317,15 @@ def build_all(
 
 
 def stale_images(names: Iterable[str] | None = None) -> list[str]:
-    """Return the tags of toolgym-built images that are no longer current.
+    """Return the hashed tags of toolgym-built images that are no longer current.
 
     An image is stale when the files of its folder or its base changed since
     it was built (its hash is not the one a build would give now), or its
-    folder is gone. Only images carrying toolgym's labels are considered; a
-    base image is kept while it is the default base or a current image is
-    built on it.
+    folder is gone. Only images carrying toolgym's labels are considered, and of
+    those only the tag toolgym gave them, ``toolgym/<name>:<their hash label>``:
+    an image that ``toolgym/<name>:latest`` points to (one a user loaded with
+    ``docker load``, say) and every other tag a user gave are kept. A base image
+    is kept while it is the default base or a current image is built on it.
 
     Args:
         names: only images of these names (``"base"`` for base images); None: all.
@@ -343,21 +345,33 @@ def stale_images(names: Iterable[str] | None = None) -> list[str]:
             current = _is_image_folder(name) and image_tag(name, base) in image.tags
         except ImageNotFound:  # its base is gone
             current = False
-        if current:
+        if current or _chosen(image, name):
             keep_bases.add(base)
         elif wanted is None or name in wanted:
-            stale.extend(image.tags)
+            stale.extend(_built_tags(image, name))
     if wanted is None or BASE_NAME in wanted:
         for image in client.images.list(filters={"label": f"{LABEL_NAME}={BASE_NAME}"}):
-            if not keep_bases.intersection(image.tags):
-                stale.extend(image.tags)
+            if not keep_bases.intersection(image.tags) and not _chosen(image, BASE_NAME):
+                stale.extend(_built_tags(image, BASE_NAME))
     return list(dict.fromkeys(stale))
+
+
+def _chosen(image: docker.models.images.Image, name: str) -> bool:
+    """``toolgym/<name>:latest`` points to it: what sandboxes of that name run."""
+    return f"{REPOSITORY}/{name}:latest" in image.tags
+
+
+def _built_tags(image: docker.models.images.Image, name: str) -> list[str]:
+    """The tag a toolgym build gave ``image`` (none when a user retagged it)."""
+    tag = image_tag_for_hash(name, str(image.labels.get(LABEL_HASH, "")))
+    return [tag] if tag in image.tags else []
 
 
 def prune_images(names: Iterable[str] | None = None, dry_run: bool = False) -> list[str]:
     """Remove the tags :func:`stale_images` lists; return those removed.
 
-    A tag whose image a container still uses is left alone (and not returned).
+    A tag whose image a container still uses is left alone (and not returned);
+    removing a tag deletes the image only when no other tag is left on it.
     """
     removed = []
     for tag in stale_images(names):

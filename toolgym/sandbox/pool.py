@@ -7,6 +7,11 @@ idle, hands one out on :meth:`~SandboxPool.acquire`, and on
 user killed, the work dirs wiped) or, after ``max_uses`` or on any doubt,
 replaces it with a fresh one in the background.
 
+Memory is bounded too: every sandbox's cap is reserved from the pool's own
+``memory_budget_mb`` (when set) and from the process-wide
+:func:`~toolgym.sandbox.budget.global_budget` before it starts, and given back
+when it is gone; past either budget, acquire waits like past ``max_size``.
+
 A pool belongs to the event loop it was started on.
 """
 
@@ -19,11 +24,14 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
-from toolgym.errors import PoolExhausted, SandboxError
+from toolgym.errors import ConfigError, PoolExhausted, SandboxError
 from toolgym.sandbox import cleanup
+from toolgym.sandbox.budget import MemoryBudget, check_against_host, global_budget
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
 
 Factory = Callable[[SandboxSpec], Awaitable[DockerSandbox]]
+BUDGET_POLL_S = 0.25
+"""How often a pool waiting for the global budget looks again (other pools free it)."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +55,9 @@ class PoolConfig:
     """A sandbox idle longer than this is pinged before it is handed out."""
     reap_orphans: bool = True
     """Remove containers of dead owner processes when the pool starts."""
+    memory_budget_mb: int | None = None
+    """Most MiB of memory caps this pool's sandboxes may hold together (None: only the
+    process-wide budget applies). At most the host's memory."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.size <= self.max_size or self.max_size < 1:
@@ -83,19 +94,31 @@ class SandboxPool:
         self._cond: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
+        self._memory_mb = self.spec.limits.memory_mb
+        self._budgets: list[tuple[str, MemoryBudget]] = []
         self.events: Counter[str] = Counter()
         """created, recycled, health_failed, reset_failed, orphans_reaped, create_failed."""
 
     # ----------------------------------------------------------- life cycle
     async def astart(self) -> SandboxPool:
-        """Reap orphaned containers, then start ``size`` sandboxes concurrently."""
+        """Reap orphaned containers, then start ``size`` sandboxes concurrently (as many
+        as the global memory budget has room for; the rest when it frees up).
+
+        Raises:
+            ConfigError: a budget exceeds the host's memory, or cannot hold ``size``
+                sandboxes of this spec.
+        """
+        self._budgets = await asyncio.to_thread(self._make_budgets)
         self._cond = asyncio.Condition()
         if self.config.reap_orphans:
             self.events["orphans_reaped"] += await asyncio.to_thread(cleanup.reap_orphans)
         async with self._cond:
-            self._creating += self.config.size
+            starting = 0
+            while starting < self.config.size and self._reserve():
+                starting += 1
+            self._creating += starting
         results = await asyncio.gather(
-            *(self._create() for _ in range(self.config.size)), return_exceptions=True
+            *(self._create() for _ in range(starting)), return_exceptions=True
         )
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
@@ -115,6 +138,8 @@ class SandboxPool:
         sandboxes = [sb for sb, _ in self._idle] + list(self._busy)
         self._idle.clear()
         self._busy.clear()
+        for _ in sandboxes:
+            self._unreserve()
         await asyncio.shield(
             asyncio.gather(*(sb.aclose() for sb in sandboxes), return_exceptions=True)
         )
@@ -155,17 +180,24 @@ class SandboxPool:
         deadline = time.monotonic() + timeout
         while True:
             async with self._cond:
-                while not self._idle and self.total >= self.config.max_size:
+                while True:
+                    if self._idle:
+                        sandbox, since = self._idle.pop()
+                        break
+                    blocked = "max_size" if self.total >= self.config.max_size else None
+                    if blocked is None:
+                        blocked = self._reserve_or_blocker()
+                        if blocked is None:
+                            self._creating += 1
+                            sandbox, since = None, 0.0
+                            break
                     remaining = deadline - time.monotonic()
                     if remaining <= 0:
-                        raise PoolExhausted(self.config.max_size, timeout)
+                        raise PoolExhausted(self.config.max_size, timeout,
+                                            None if blocked == "max_size" else blocked)
+                    wait = remaining if blocked == "max_size" else min(remaining, BUDGET_POLL_S)
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._cond.wait(), remaining)
-                if self._idle:
-                    sandbox, since = self._idle.pop()
-                else:
-                    self._creating += 1
-                    sandbox, since = None, 0.0
+                        await asyncio.wait_for(self._cond.wait(), wait)
             if sandbox is None:
                 sandbox = await self._create(idle=False)
             elif (
@@ -182,12 +214,14 @@ class SandboxPool:
 
         Args:
             recycle: replace the container instead of cleaning it (do this on
-                any doubt: an exception, a cancelled episode).
+                any doubt: an exception, a cancelled episode). A sandbox that
+                broke the supervisor protocol (``tainted``) is always replaced.
         """
         if sandbox not in self._busy:
             return
         uses = self._uses.get(sandbox.id, 0) + 1
         self._uses[sandbox.id] = uses
+        recycle = recycle or sandbox.tainted
         if not recycle and uses < self.config.max_uses and not self._closed:
             try:
                 await sandbox.areset()
@@ -224,17 +258,52 @@ class SandboxPool:
             yield
             self._cond.notify_all()
 
+    def _make_budgets(self) -> list[tuple[str, MemoryBudget]]:
+        budgets = [("process-wide memory budget", global_budget())]
+        if self.config.memory_budget_mb is not None:
+            check_against_host(self.config.memory_budget_mb, "the pool's memory_budget_mb")
+            budgets.append(("pool's memory_budget_mb",
+                            MemoryBudget(self.config.memory_budget_mb)))
+        for what, budget in budgets:
+            if self.config.size * self._memory_mb > budget.limit_mb:
+                raise ConfigError(
+                    f"The {what} ({budget.limit_mb} MiB) cannot hold size={self.config.size} "
+                    f"sandboxes of memory_mb={self._memory_mb}. Lower size or memory_mb, "
+                    "or raise the budget."
+                )
+        return budgets
+
+    def _reserve_or_blocker(self) -> str | None:
+        """Reserve one sandbox's memory in every budget; else name the budget that is spent."""
+        taken: list[MemoryBudget] = []
+        for what, budget in self._budgets:
+            if not budget.try_reserve(self._memory_mb):
+                for done in taken:
+                    done.release(self._memory_mb)
+                return what
+            taken.append(budget)
+        return None
+
+    def _reserve(self) -> bool:
+        return self._reserve_or_blocker() is None
+
+    def _unreserve(self) -> None:
+        for _, budget in self._budgets:
+            budget.release(self._memory_mb)
+
     async def _create(self, idle: bool = True) -> DockerSandbox:
-        """Start one sandbox; ``_creating`` was already counted by the caller."""
+        """Start one sandbox; ``_creating`` and its memory were already counted by the caller."""
         try:
             sandbox = await self._factory(self.spec)
         except BaseException:
             self.events["create_failed"] += 1
+            self._unreserve()
             async with self._notify():
                 self._creating -= 1
             raise
         self.events["created"] += 1
         if self._closed:
+            self._unreserve()
             await sandbox.aclose()
         async with self._notify():
             self._creating -= 1
@@ -247,6 +316,8 @@ class SandboxPool:
         want = min(self.config.size - len(self._idle) - self._creating,
                    self.config.max_size - self.total)
         for _ in range(max(0, want)):
+            if not self._reserve():
+                return
             self._creating += 1
             self._spawn(self._create_quietly())
 
@@ -265,7 +336,13 @@ class SandboxPool:
 
     async def _destroy(self, sandbox: DockerSandbox) -> None:
         self._uses.pop(sandbox.id, None)
-        await sandbox.aclose()
+        try:
+            await sandbox.aclose()
+        finally:
+            self._unreserve()
+            if self._cond is not None and not self._closed:
+                async with self._notify():
+                    pass
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
