@@ -34,15 +34,20 @@ class Reply:
     prompt_token_ids: list[int] | None = None
     logprobs: list[float] | None = None
     finish_reason: str = "stop"
+    reasoning: str | None = None
+    """Sent as ``reasoning_content`` (vLLM's reasoning parser, DeepSeek's API)."""
 
     def body(self) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": self.content,
+            "tool_calls": self.tool_calls,
+        }
+        if self.reasoning is not None:
+            message["reasoning_content"] = self.reasoning
         choice: dict[str, Any] = {
             "index": 0,
-            "message": {
-                "role": "assistant",
-                "content": self.content,
-                "tool_calls": self.tool_calls,
-            },
+            "message": message,
             "finish_reason": self.finish_reason,
         }
         if self.token_ids is not None:

@@ -208,3 +208,12 @@ def test_native_calls_and_reasoning_reach_the_viewer_data() -> None:
     assert shown["c"] == [{"name": "python", "arguments": {"code": "print(2)"}}]
     assert shown["n"] is True and shown["t"] == "Let me run it." and shown["perr"] is None
     assert final["c"] == [] and "n" not in final and "t" not in final
+
+
+def test_inline_think_blocks_are_shown_as_reasoning() -> None:
+    turn = Turn("<think>try 2+2</think>It is 4.")
+    traj = Trajectory(env_id="e", task_id="t", turns=[turn], outcome="success",
+                      final_reward=1.0, info={"sample": 0})
+    (shown,) = report_data(summarize("e", "a", 1, ["t"], [traj]), [traj])[
+        "trajectories"]["t"][0]["turns"]
+    assert (shown["t"], shown["p"], shown["c"]) == ("try 2+2", "It is 4.", [])

@@ -75,7 +75,7 @@ def parse_agent_spec(spec: str) -> AgentSpec:
 
 def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
                 api_key: str | None = None, device: str | None = None,
-                token_ids: bool = False) -> tuple[Any, Any]:
+                token_ids: bool = False, reasoning: str = "template") -> tuple[Any, Any]:
     """Make the agent an :class:`AgentSpec` names; return it and its chat tokenizer (or None).
 
     The tokenizer is returned so the rollout builds token-in/token-out prompts
@@ -92,8 +92,11 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
     if spec.kind == "openai":
         from toolgym.agents.openai_http import OpenAIAgent
 
-        return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
-                           request_token_ids=token_ids), None
+        try:
+            return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
+                               request_token_ids=token_ids, reasoning=reasoning), None  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise ConfigError(f"--reasoning: {exc}") from None
     if spec.kind == "anthropic":  # its key only from ANTHROPIC_API_KEY, never OPENAI_API_KEY
         from toolgym.agents.anthropic_http import AnthropicAgent
 
@@ -136,6 +139,10 @@ def eval_command(
     token_ids: Annotated[bool, typer.Option(
         help="openai: ask a vLLM server for token ids (counts tokens; other servers "
              "reject the extra fields).")] = False,
+    reasoning: Annotated[str, typer.Option(
+        help="openai: how returned reasoning_content goes back: template (sent; the server's "
+             "chat template keeps or drops it), drop (never sent; the DeepSeek API wants "
+             "this), inline (as <think> in the content).")] = "template",
     device: Annotated[str | None, typer.Option(help="hf: torch device, e.g. cuda.")] = None,
     episode_timeout: Annotated[float, typer.Option(
         help="Seconds before an episode is dropped as an infra error.")] = 600.0,
@@ -159,7 +166,7 @@ def eval_command(
         summary = asyncio.run(_main(env, spec, agent, out, samples=samples, concurrency=concurrency,
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
-                                    episode_timeout=episode_timeout))
+                                    reasoning=reasoning, episode_timeout=episode_timeout))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -172,13 +179,13 @@ def eval_command(
 
 async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
                 concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
-                api_key: str | None, device: str | None, token_ids: bool,
+                api_key: str | None, device: str | None, token_ids: bool, reasoning: str,
                 episode_timeout: float) -> Any:
     from toolgym.eval.run import evaluate, list_task_ids
 
     task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
     agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
-                              device=device, token_ids=token_ids)
+                              device=device, token_ids=token_ids, reasoning=reasoning)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok"), TimeRemainingColumn())
     try:

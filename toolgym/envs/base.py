@@ -6,7 +6,8 @@ assistant message: ``{"role": "assistant", "content": ..., "tool_calls":
 [...]}``. Both go through one parser (:func:`~toolgym.tools.parsing.try_parse_action`).
 A message with tool calls runs them in the episode's sandbox, and the
 observation is their output; a message with no tool call is the final answer:
-the verifier scores its text and the episode terminates. The transcript in
+the verifier scores its text (``<think>`` reasoning left out) and the episode
+terminates. The transcript in
 ``info["messages"]`` follows the OpenAI chat protocol: an assistant message
 keeps its ``tool_calls`` (each with an id), and each result of a structured
 call is a ``tool`` message with the matching ``tool_call_id``, in call order.
@@ -35,6 +36,7 @@ from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
 from toolgym.sandbox.pool import SandboxPool
 from toolgym.tools import Action, ParsedCalls, ToolOutcome, ToolSet, assistant_message
+from toolgym.tools.parsing import visible_text
 
 Message = dict[str, Any]
 
@@ -241,7 +243,7 @@ class ToolEnv(AsyncTextEnv):
         parsed = self.tools.parse(message)
         try:
             if parsed.ok and not parsed.calls:
-                return await self._finish(message["content"])
+                return await self._finish(visible_text(message["content"]))
             return await self._run_tools(parsed, message)
         except asyncio.CancelledError:
             self._suspect = True

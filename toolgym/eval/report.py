@@ -23,11 +23,12 @@ from typing import Any
 
 from toolgym.eval.metrics import EvalSummary
 from toolgym.rollout.trajectory import Trajectory, Turn
-from toolgym.tools.parsing import NATIVE, try_parse_action
+from toolgym.tools.parsing import NATIVE, try_parse_action, visible_text
 
 MAX_TEXT = 20_000
 """Characters of one message kept in the page; the JSONL file keeps everything."""
 _CALL_TAGS = re.compile(r"<tool_call>.*?(?:</tool_call>|\Z)", re.S)
+_THOUGHTS = re.compile(r"<think>(.*?)(?:</think>|\Z)", re.S)
 _JSON_ESCAPES = {ord("<"): "\\u003c", ord(">"): "\\u003e", ord("&"): "\\u0026"}
 
 
@@ -75,13 +76,16 @@ def _turn(turn: Turn) -> dict[str, Any]:
              for c in parsed.calls]
     view = {"a": _cap(turn.action_text), "c": calls, "perr": parsed.observation,
             "o": _cap(turn.observation), "r": turn.reward, "f": turn.finish_reason}
+    said = visible_text(turn.action_text)
     if parsed.form == NATIVE:
         view["n"] = True
-        view["p"] = _cap(turn.action_text.strip())
-    elif calls:  # the calls are shown structured; "p" is the prose around them
-        view["p"] = _cap(_CALL_TAGS.sub("", turn.action_text).strip())
-    if turn.info.get("reasoning"):
-        view["t"] = _cap(str(turn.info["reasoning"]))
+        view["p"] = _cap(said.strip())
+    elif calls or said != turn.action_text:  # calls and reasoning shown apart from the prose
+        view["p"] = _cap(_CALL_TAGS.sub("", said).strip())
+    inline = [t.strip() for t in _THOUGHTS.findall(turn.action_text)]
+    reasoning = "\n".join([str(turn.info.get("reasoning") or ""), *inline]).strip()
+    if reasoning:
+        view["t"] = _cap(reasoning)
     return view
 
 

@@ -42,7 +42,10 @@ choice. It is off by default because a *final answer* may contain a code
 block too: enable it only in environments where answers are not code.
 
 Calls come back in the order they appear in the text. Text outside calls (the
-model's reasoning) is ignored; no calls at all means an empty list.
+model's reasoning) is ignored, and so is everything inside ``<think>`` blocks
+(:func:`visible_text`): reasoning that mentions a call does not make one, as
+servers run their reasoning parser before their tool parser. No calls at all
+means an empty list.
 
 :func:`parse_tool_calls` is strict and raises a :class:`~toolgym.errors.ToolCallError`
 subclass whose message is an observation for the agent;
@@ -87,6 +90,7 @@ FENCED_PYTHON_BASH: Fences = {
 """```python / ```py blocks call ``python(code=…)``;
 ```bash / ```sh / ```shell blocks call ``bash(command=…)``."""
 
+_THINK = re.compile(r"<think>.*?(?:</think>|\Z)", re.S)
 _FENCE = re.compile(r"^```[ \t]*([\w+.-]*)[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.M | re.S)
 _CALL_KEYS = {"name", "arguments", "parameters", "id"}
 
@@ -229,6 +233,19 @@ def assistant_message(action: Action) -> dict[str, Any]:
     return message
 
 
+def visible_text(text: str) -> str:
+    """``text`` without its ``<think>`` reasoning blocks (an unclosed one runs to the end).
+
+    What a message says, as opposed to what the model thought: tool calls are
+    read from it, and an env scores it as the final answer.
+
+    Example:
+        >>> visible_text("<think>maybe 5?</think>It is 4.")
+        'It is 4.'
+    """
+    return _THINK.sub("", text) if "<think>" in text else text
+
+
 def action_text(action: Action) -> str:
     """The text of an action: the string itself, or the message's content (``""`` for null)."""
     if isinstance(action, str):
@@ -257,6 +274,8 @@ def parse_action(
     if structured:
         return from_openai_tool_calls(structured, tools)
     text = action_text(action) if isinstance(action, Mapping) else action
+    if isinstance(text, str):
+        text = visible_text(text)
     return parse_tool_calls(text, tools, fenced=fenced)
 
 
