@@ -4,12 +4,14 @@ agent."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 
+import gymnasium
 import pytest
 
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.envs.latency import LatencyEnv
-from toolgym.errors import ConfigError
+from toolgym.errors import ConfigError, ToolgymError
 from toolgym.rollout import RolloutConfig, RolloutManager
 
 
@@ -102,3 +104,53 @@ async def test_the_producer_runs_ahead_only_as_far_as_groups_can_stay_fresh():
     assert RolloutConfig(env_id="x", max_queued_groups=64).queue_size == 64
     with pytest.raises(ConfigError, match="max_queued_groups must be >= 1"):
         RolloutConfig(env_id="x", max_queued_groups=0)
+
+
+class LateReplyEnv(LatencyEnv):
+    """A step whose reply arrives together with a cancellation and is returned anyway.
+
+    Real steps do this on Python 3.11: ``asyncio.wait_for`` (the sandbox channel's reply
+    wait, the pool's wait for a free sandbox) returns a result that is already there
+    instead of raising the cancellation. Steps last 10-40 ms, so a group's episodes
+    end at different times; stepping after ``aclose`` is the bug the test looks for.
+    """
+
+    stepped_after_close = 0
+    stepping: asyncio.Event
+    """Set when a step starts: the test closes the manager mid-episode."""
+    _instances = itertools.count()
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(turns=4, **kwargs)
+        self.step_s = 0.01 * (1 + next(self._instances) % 4)
+        self.closed = False
+
+    async def astep(self, action: str):
+        if self.closed:
+            LateReplyEnv.stepped_after_close += 1
+            raise ToolgymError("The episode is over (or never started): call reset() first.")
+        LateReplyEnv.stepping.set()
+        try:
+            await asyncio.sleep(self.step_s)
+        except asyncio.CancelledError:
+            pass  # the reply came with the cancellation: returned, as wait_for does
+        return await super().astep(action)
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+gymnasium.register("toolgym-test/LateReply-v0", entry_point=LateReplyEnv)
+
+
+async def test_aclose_waits_for_every_episode_and_none_is_stepped_after_its_env_closed():
+    manager = RolloutManager(config(env_id="toolgym-test/LateReply-v0", env_kwargs={}),
+                             VersionedAgent())
+    LateReplyEnv.stepping = asyncio.Event()
+    await manager.start()
+    await LateReplyEnv.stepping.wait()
+    await manager.aclose()
+    left = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    results = await asyncio.gather(*left, return_exceptions=True)  # what outlived aclose
+    assert left == [], f"still running after aclose: {left}; they ended with {results}"
+    assert LateReplyEnv.stepped_after_close == 0

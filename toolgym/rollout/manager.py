@@ -192,10 +192,13 @@ class RolloutManager:
             async with self._slots:
                 env = self._make_env()
                 try:
-                    traj = await asyncio.wait_for(
-                        run_episode(env, make_agent(), chat=self.chat, task_id=task_id, seed=seed,
-                                    group_id=group_id, policy_version=self.policy_version),
-                        self.config.episode_timeout_s)
+                    # In this task, not wait_for's: on Python 3.11 wait_for runs the episode
+                    # in a task of its own and, cancelled twice, leaves it running on
+                    # an env the finally below has already closed.
+                    async with asyncio.timeout(self.config.episode_timeout_s):
+                        traj = await run_episode(
+                            env, make_agent(), chat=self.chat, task_id=task_id, seed=seed,
+                            group_id=group_id, policy_version=self.policy_version)
                 except TimeoutError:
                     self.stats["timeouts"] += 1
                     return None
@@ -279,8 +282,12 @@ class RolloutManager:
         try:
             trajs = [t for t in await asyncio.gather(*runs) if t is not None]
         except asyncio.CancelledError:
+            # gather raises as soon as its first episode ends cancelled; the others may
+            # still be closing their envs. Cancel only those not cancelled yet (a second
+            # cancel would cut their clean-up short), and wait for all of them.
             for r in runs:
-                r.cancel()
+                if not r.cancelling():
+                    r.cancel()
             await asyncio.gather(*runs, return_exceptions=True)
             raise
         finally:
