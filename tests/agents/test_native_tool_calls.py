@@ -84,13 +84,14 @@ def test_toolgym_eval_command_scores_native_calls(
     app.command("other")(lambda: None)
     result = CliRunner().invoke(app, [
         "eval", "--env", ENV, "--agent", f"openai:{server.url}/v1#tiny", "--tasks", "2",
-        "--out", str(tmp_path)])
+        "--tool-choice", "python", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "summary.json").read_text())["pass_at_k"] == {"1": 1.0}
     follow_up = next(r["messages"] for r in server.requests if len(r["messages"]) > 3)
     assistant, tool = follow_up[2], follow_up[3]
     assert assistant["content"] is None and assistant["tool_calls"][0]["id"] == "call_0_0"
     assert tool == {"role": "tool", "tool_call_id": "call_0_0", "content": tool["content"]}
+    assert server.requests[0]["tool_choice"] == {"type": "function", "function": {"name": "python"}}
     assert server.rejected == []
 
 

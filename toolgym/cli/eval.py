@@ -75,7 +75,8 @@ def parse_agent_spec(spec: str) -> AgentSpec:
 
 def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
                 api_key: str | None = None, device: str | None = None,
-                token_ids: bool = False, reasoning: str = "template") -> tuple[Any, Any]:
+                token_ids: bool = False, reasoning: str = "template",
+                tool_choice: str | None = None) -> tuple[Any, Any]:
     """Make the agent an :class:`AgentSpec` names; return it and its chat tokenizer (or None).
 
     The tokenizer is returned so the rollout builds token-in/token-out prompts
@@ -89,18 +90,21 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
         from toolgym.rollout.reference import ReferenceAgent
 
         return ReferenceAgent(env_id, spec.kind), None
+    choice = tool_choice_option(tool_choice)
     if spec.kind == "openai":
         from toolgym.agents.openai_http import OpenAIAgent
 
         try:
             return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
-                               request_token_ids=token_ids, reasoning=reasoning), None  # type: ignore[arg-type]
+                               request_token_ids=token_ids, reasoning=reasoning,  # type: ignore[arg-type]
+                               tool_choice=choice), None
         except ValueError as exc:
             raise ConfigError(f"--reasoning: {exc}") from None
     if spec.kind == "anthropic":  # its key only from ANTHROPIC_API_KEY, never OPENAI_API_KEY
         from toolgym.agents.anthropic_http import AnthropicAgent
 
-        return AnthropicAgent(spec.target, spec.model, sampling=sampling), None
+        return AnthropicAgent(spec.target, spec.model, sampling=sampling,
+                              tool_choice=choice), None
     if not Path(spec.target).is_dir():
         raise ConfigError(f"--agent {spec.kind}:{spec.target}: no model directory there; pass a "
                           "directory holding config.json and the tokenizer (save_pretrained).")
@@ -113,6 +117,18 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
 
     agent = HFAgent(spec.target, sampling=sampling, seed=seed, device=device)
     return agent, agent.chat
+
+
+def tool_choice_option(value: str | None) -> str | dict[str, Any] | None:
+    """``--tool-choice`` as the request field: a mode as is, a tool's name as a named choice.
+
+    Example:
+        >>> tool_choice_option("python")
+        {'type': 'function', 'function': {'name': 'python'}}
+    """
+    if value is None or value in ("auto", "required", "none"):
+        return value
+    return {"type": "function", "function": {"name": value}}
 
 
 def eval_command(
@@ -139,6 +155,9 @@ def eval_command(
     token_ids: Annotated[bool, typer.Option(
         help="openai: ask a vLLM server for token ids (counts tokens; other servers "
              "reject the extra fields).")] = False,
+    tool_choice: Annotated[str | None, typer.Option(
+        help="openai/anthropic: sent as tool_choice: auto, required, none, or a tool's name "
+             "(that tool must be called). Default: not sent (the server's default).")] = None,
     reasoning: Annotated[str, typer.Option(
         help="openai: how returned reasoning_content goes back: template (sent; the server's "
              "chat template keeps or drops it), drop (never sent; the DeepSeek API wants "
@@ -166,7 +185,8 @@ def eval_command(
         summary = asyncio.run(_main(env, spec, agent, out, samples=samples, concurrency=concurrency,
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
-                                    reasoning=reasoning, episode_timeout=episode_timeout))
+                                    reasoning=reasoning, tool_choice=tool_choice,
+                                    episode_timeout=episode_timeout))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -180,12 +200,13 @@ def eval_command(
 async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
                 concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
                 api_key: str | None, device: str | None, token_ids: bool, reasoning: str,
-                episode_timeout: float) -> Any:
+                tool_choice: str | None, episode_timeout: float) -> Any:
     from toolgym.eval.run import evaluate, list_task_ids
 
     task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
     agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
-                              device=device, token_ids=token_ids, reasoning=reasoning)
+                              device=device, token_ids=token_ids, reasoning=reasoning,
+                              tool_choice=tool_choice)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok"), TimeRemainingColumn())
     try:
