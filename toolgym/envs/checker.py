@@ -3,7 +3,9 @@
 Every built-in env passes it, and CI runs it over the registry. Checks:
 gymnasium's ``check_env``; sync and async paths agree; a seed picks the same
 task and first observation; nothing of one episode is visible in the next; a
-tool's limit comes back as an observation; every reward-hack probe scores 0;
+tool's limit comes back as an observation; every reward-hack probe (the env's
+own and the format-wide ones of :mod:`toolgym.envs.probes`) scores 0 and none
+ends as ``infra_error``;
 the oracle succeeds on ≥ 95 % of tasks and the wrong agent on none; ``close``
 twice is harmless.
 """
@@ -21,6 +23,7 @@ from gymnasium.utils.env_checker import check_env as gymnasium_check_env
 
 from toolgym.envs.base import ToolEnv
 from toolgym.envs.outcome import Outcome
+from toolgym.envs.probes import Action, generic_probes
 from toolgym.envs.registration import make_async
 from toolgym.tools import render_tool_call
 from toolgym.tools.call import ToolCall
@@ -50,13 +53,17 @@ class CheckReport:
         self.results.append(CheckResult(name, ok, detail))
 
 
-async def run_actions(env: Any, actions: list[str],
+async def run_actions(env: Any, actions: list[Action],
                       **reset_kwargs: Any) -> tuple[float, Outcome | None, list[str]]:
-    """Play scripted actions on an async env; return (reward, outcome, observations)."""
+    """Play scripted actions on an async env; return (reward, outcome, observations).
+
+    An action that is a function gets the last observation and returns the message.
+    """
     obs, _ = await env.areset(**reset_kwargs)
     observations, reward, outcome = [obs], 0.0, None
     for action in actions:
-        obs, reward, terminated, truncated, info = await env.astep(action)
+        message = action(obs) if callable(action) else action
+        obs, reward, terminated, truncated, info = await env.astep(message)
         observations.append(obs)
         if terminated or truncated:
             outcome = Outcome(info["outcome"]) if info.get("outcome") else Outcome.TRUNCATED
@@ -163,7 +170,9 @@ async def _limit_is_observation(env: Any, tool_env: ToolEnv, ids: list[str],
 async def _hack_probes(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
     scored = []
     for task_id in ids[:3]:
-        for name, actions in tool_env.hack_probes(tool_env.tasks.get(task_id)).items():
+        task = tool_env.tasks.get(task_id)
+        probes: dict[str, list[Action]] = {**tool_env.hack_probes(task), **generic_probes(task)}
+        for name, actions in probes.items():
             reward, outcome, _ = await run_actions(env, actions, options={"task_id": task_id})
             if reward != 0.0 or outcome is Outcome.INFRA_ERROR:
                 scored.append(f"{name} on {task_id}: reward {reward}, {outcome}")

@@ -3,7 +3,7 @@
 ``toolgym/HumanEval-v0`` serves the 164 HumanEval problems (evaluation only);
 ``toolgym/Code-v0`` the generated problems (train/test splits, the demo's
 training set); ``toolgym/CodeRetry-v0`` lets the agent resubmit after seeing
-the failing test output, up to ``max_attempts`` times.
+what kind of failure it was (never the hidden asserts), up to ``max_attempts`` times.
 """
 
 from __future__ import annotations
@@ -88,7 +88,13 @@ def _submit(program: str) -> str:
 
 
 class CodeRetryEnv(CodeEnv):
-    """Like :class:`CodeEnv`, but a failing submission shows its test output and may be retried."""
+    """Like :class:`CodeEnv`, but a failing submission may be retried, up to ``max_attempts``.
+
+    The feedback after a failure is the verifier's :func:`~toolgym.envs.code.verifier.feedback`:
+    the kind of failure, how many calls of the function were answered first, the
+    program's own traceback and output, never the hidden asserts (a lookup table
+    built from them would otherwise pass attempt 2).
+    """
 
     def __init__(self, source: str = "generated", *, max_attempts: int = 3, **kwargs: Any) -> None:
         super().__init__(source, **kwargs)
@@ -106,7 +112,7 @@ class CodeRetryEnv(CodeEnv):
         if not (failed and self.attempts < self.max_attempts):
             return obs, reward, terminated, truncated, info
         feedback = (f"Your submission failed the hidden tests (attempt {self.attempts} of "
-                    f"{self.max_attempts}). Output:\n{info['score'].details.get('output', '')}\n"
+                    f"{self.max_attempts}). {info['score'].details.get('feedback', '')}\n"
                     "Fix the function and submit it again in a ```python block.")
         message = {"role": "user", "content": feedback}
         self.messages.append(message)
