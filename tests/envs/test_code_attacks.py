@@ -16,6 +16,7 @@ from toolgym.envs.checker import run_actions
 from toolgym.envs.code.env import CodeEnv, CodeRetryEnv
 from toolgym.envs.code.harness import plain_value
 from toolgym.envs.probes import PROBE_PROGRAMS, generic_probes, submit_python
+from toolgym.sandbox.base import AGENT_UID
 
 pytestmark = pytest.mark.docker
 HUMANEVAL = ["HumanEval/0", "HumanEval/32", "HumanEval/53"]
@@ -61,9 +62,15 @@ async def test_retry_feedback_gives_no_asserts_to_build_a_lookup_table_from(envs
 async def test_the_answer_runs_in_another_process_than_the_tests(envs):
     """The candidate's own traceback and prints come back; the tests' frames never do."""
     env = envs["humaneval"]
-    program = ("import inspect\n"
+    program = ("import inspect, os\n"
                "def has_close_elements(numbers, threshold):\n"
                "    print('callers:', [f.filename for f in inspect.stack()])\n"
+               "    parent = os.stat(f'/proc/{os.getppid()}').st_uid\n"
+               "    print('uid', os.getuid(), 'parent uid', parent)\n"
+               "    try:\n"
+               "        os.kill(os.getppid(), 0)\n"
+               "    except PermissionError:\n"
+               "        print('cannot signal the harness')\n"
                "    raise KeyError('mine')\n")
     await env.areset(options={"task_id": "HumanEval/0"})
     _, reward, _, _, info = await env.astep(submit_python(program))
@@ -72,6 +79,8 @@ async def test_the_answer_runs_in_another_process_than_the_tests(envs):
     assert "KeyError: 'mine'" in details["feedback"] and "solution.py" in details["feedback"]
     assert "callers: ['solution.py', '<string>', '<string>']" in details["output"]
     assert "check" not in details["output"] + details["feedback"]
+    assert f"uid {AGENT_UID} parent uid 0" in details["output"]
+    assert "cannot signal the harness" in details["output"]
 
 
 async def test_hostile_programs_are_failures_not_infra_errors(envs):

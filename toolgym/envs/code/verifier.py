@@ -4,8 +4,10 @@ The verifier runs after the agent's last turn on a sandbox that was just
 reset (the agent's processes killed, its files gone), so nothing the agent
 left behind (a fake result file, a shadowing module, a background process)
 is there. The hidden tests never enter a file: the sandbox runs
-:mod:`toolgym.envs.code.harness` (``python3 -I``, cwd ``/``), which gets them
-on stdin with a fresh nonce, and runs the answer in a *separate* process (see
+:mod:`toolgym.envs.code.harness` as the platform's uid (``trusted=True``,
+``python3 -I``, cwd ``/``), which gets them
+on stdin with a fresh nonce, and runs the answer in a *separate* process under
+the agent's uid (see
 that module for why, and for what crosses the pipe between them). The reward
 is read from the harness's last stdout line, which must start with the nonce;
 the candidate's process never sees the nonce, the tests or that stdout.
@@ -29,7 +31,7 @@ from typing import Any
 from toolgym.envs.code import harness
 from toolgym.envs.outcome import Score
 from toolgym.envs.tasks import Task
-from toolgym.sandbox.base import Sandbox
+from toolgym.sandbox.base import AGENT_UID, Sandbox
 
 FENCE = re.compile(r"```(?:python|py)[^\n]*\n(.*?)```", re.S)
 HARNESS_SOURCE = Path(harness.__file__).read_text(encoding="utf-8")
@@ -71,13 +73,15 @@ class UnitTestVerifier:
     Args:
         timeout_s: Wall clock of the whole check (all calls of the function).
         memory_mb: Address-space cap of the candidate's process.
-        candidate_uid: uid (and gid) the candidate runs as when the harness runs
-            as another one; None keeps the harness's own.
+        candidate_uid: uid (and gid) the candidate runs as; the harness runs as
+            the platform's (``trusted=True``), which the candidate cannot signal,
+            trace, or read the memory or descriptors of. Where both are one uid
+            (a bubblewrap sandbox) the harness is only made non-dumpable.
     """
 
     timeout_s: float = 20.0
     memory_mb: int = 1024
-    candidate_uid: int | None = None
+    candidate_uid: int = AGENT_UID
 
     async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score:
         program = last_python_block(answer)
@@ -94,7 +98,7 @@ class UnitTestVerifier:
             "uid": self.candidate_uid, "gid": self.candidate_uid,
         }
         r = await sandbox.aexec(["python3", "-I", "-c", HARNESS_SOURCE, "harness"],
-                                stdin=json.dumps(config), workdir="/",
+                                stdin=json.dumps(config), workdir="/", trusted=True,
                                 timeout=self.timeout_s + 10.0, output_bytes=VERDICT_BYTES)
         verdict = read_verdict(r.stdout, nonce)
         if verdict is None:
