@@ -11,7 +11,12 @@ GRPO step of the tiny test model on the toy Digits env and prints the step's
 - ``poisoned``: T=1, top_p=1 from a checkpoint whose ``generation_config.json``
   asks for min_p 0.95, temperature 0.05, repetition_penalty 3, top_k 1, do_sample.
 
-Run: ``python -m benchmarks.sampler_mismatch`` (a few seconds on one core).
+A leak of the checkpoint's sampling knobs need not show in the ratio (the
+recorded logprobs can be the untouched ones while the draw is near-greedy),
+so it also prints the share of sampled tokens that are the model's argmax:
+~3 % for a T=1 draw from the near-uniform tiny model, 100 % under top_k 1.
+
+Run: ``python -m benchmarks.sampler_mismatch`` (~15 s on one core).
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+import torch
+
 from tests.helpers.tiny_model import build_tiny_model
 from tests.trainers.conftest import grpo_config
+from toolgym.agents import Conversation, SamplingParams
+from toolgym.agents.hf import HFAgent
 from toolgym.trainers.grpo import GRPOTrainer
 
 POISON = {"min_p": 0.95, "temperature": 0.05, "repetition_penalty": 3.0, "top_k": 1,
@@ -46,6 +55,21 @@ def step0(model_dir: Path, run_dir: Path, **sampling: float) -> dict[str, float]
     return {k: history[0][k] for k in KEYS if k in history[0]}
 
 
+def argmax_share(model_dir: Path, n: int = 16) -> float:
+    """Share of the tokens an HFAgent samples at T=1 that are its model's argmax."""
+    agent = HFAgent(model_dir, seed=0, sampling=SamplingParams(max_new_tokens=16))
+    hits = total = 0
+    for i in range(n):
+        turn = agent.act_sync(Conversation([{"role": "user", "content": f"task {i}"}]))
+        ids = torch.tensor([turn.prompt_token_ids + turn.token_ids])
+        with torch.no_grad():
+            logits = agent.model(input_ids=ids).logits[0, len(turn.prompt_token_ids) - 1 : -1]
+        hits += int((logits.argmax(-1) == torch.tensor(turn.token_ids)).sum())
+        total += len(turn.token_ids)
+    agent.close()
+    return hits / total
+
+
 def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="mismatch-"))
     plain = build_tiny_model(root / "plain")
@@ -56,6 +80,8 @@ def main() -> None:
     for name, metrics in rows.items():
         shown = "  ".join(f"{k} {v:.4f}" for k, v in metrics.items())
         print(f"{name:36s} {shown}")
+    for name, path in (("plain", plain), ("poisoned", poisoned)):
+        print(f"argmax share of T=1 samples, {name:9s} {argmax_share(path):.3f}")
     sys.stdout.flush()
 
 

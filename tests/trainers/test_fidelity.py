@@ -12,22 +12,29 @@ from pathlib import Path
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
-from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups
+from tests.trainers.conftest import ReplaySource, grpo_config, synthetic_groups, train_config
 from tests.trainers.toy_env import DigitsEnv
 from toolgym.agents import ChatTokenizer, SamplingParams
 from toolgym.agents.hf import HFAgent
+from toolgym.cli.train import app
 from toolgym.envs.wrappers import Budget
+from toolgym.errors import ConfigError
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.trajectory import Trajectory, Turn
 from toolgym.trainers.advantages import grpo_advantages
 from toolgym.trainers.batching import Batch, build_batch
+from toolgym.trainers.checkpoint import latest_checkpoint, load_checkpoint
 from toolgym.trainers.grpo import GRPOConfig, GRPOTrainer
 from toolgym.trainers.logprobs import token_logprobs
 from toolgym.trainers.losses import AGG_MODES
 from toolgym.trainers.policy import Policy, load_policy
+from toolgym.trainers.ppo import PPOConfig, PPOTrainer
 from toolgym.trainers.turn_batch import after_last_turn, turn_contexts
 from toolgym.trainers.update import policy_update
+
+runner = CliRunner()
 
 
 def test_step0_ratio_is_one_with_temperature_and_top_p(tiny_dir: Path, tmp_path: Path) -> None:
@@ -37,6 +44,41 @@ def test_step0_ratio_is_one_with_temperature_and_top_p(tiny_dir: Path, tmp_path:
     # before the fix: 0.80 (the sampler's nucleus-renormalised logprobs against tempered ones)
     assert history[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-3)
     assert history[0]["approx_kl"] == pytest.approx(0.0, abs=1e-4)
+    # the mismatch block, logged every step, says the same
+    assert history[0]["mismatch_ratio_mean"] == pytest.approx(1.0, abs=1e-3)
+    assert history[0]["mismatch_abs_max"] < 1e-3
+    assert runner.invoke(app, ["doctor", cfg.run_dir]).exit_code == 0
+
+
+def test_doctor_flags_a_sampler_that_samples_otherwise_than_the_trainer_scores(
+        tiny_dir: Path, tmp_path: Path) -> None:
+    # an agent truncating at top_p 0.5 while the trainer is told top_p 1: what a server
+    # returning other logprobs than the trainer recomputes looks like
+    cfg = grpo_config(tmp_path / "run", tiny_dir, total_steps=1, export_final=False)
+    agent = HFAgent(tiny_dir, seed=0, sampling=SamplingParams(top_p=0.5, max_new_tokens=4))
+    history = GRPOTrainer(cfg, agent=agent, echo=None).train()
+    agent.close()
+    assert history[0]["mismatch_ratio_mean"] < 0.9 and history[0]["mismatch_abs_max"] > 0.1
+    result = runner.invoke(app, ["doctor", cfg.run_dir])
+    assert result.exit_code == 1, result.output
+    assert "NOT 1" in result.output and "processed logprobs" in result.output
+
+
+@pytest.mark.parametrize("mode,level", [("truncate", "token"), ("mask", "token"),
+                                        ("truncate", "sequence"), ("mask", "sequence")])
+def test_importance_sampling_corrects_a_mismatched_sampler(tiny_dir: Path, tmp_path: Path,
+                                                            mode: str, level: str) -> None:
+    cfg = grpo_config(tmp_path / "run", tiny_dir, total_steps=1, export_final=False,
+                      tis_cap=2.0, is_mode=mode, is_level=level)
+    agent = HFAgent(tiny_dir, seed=0, sampling=SamplingParams(top_p=0.5, max_new_tokens=4))
+    history = GRPOTrainer(cfg, agent=agent, echo=None).train()
+    agent.close()
+    h = history[0]
+    # the ratio is centred on the trainer's recomputation (1 at the first step), the
+    # behaviour -> trainer weight carries the mismatch (< 1: the sampler's nucleus
+    # logprobs are higher), truncated or masked at the cap
+    assert h["ratio_mean"] == pytest.approx(1.0, abs=1e-4)
+    assert h["tis_weight_mean"] < 0.95 and h["mismatch_ratio_mean"] < 0.95
 
 
 async def test_a_truncated_episode_bootstraps_from_the_next_prompt(tiny_dir: Path) -> None:
@@ -143,3 +185,61 @@ def test_lora_dropout_is_off_and_old_logprobs_are_taken_in_eval_mode(
     history = GRPOTrainer(cfg, policy=_trained_lora(cfg), echo=None).train()
     assert history[0]["tis_weight_mean"] == pytest.approx(1.0, abs=1e-4)
     assert history[0]["approx_kl"] > 1e-3  # the training forward itself does use dropout
+
+
+def test_kl_that_does_nothing_is_refused(tiny_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="k1 in the loss has zero expected gradient"):
+        grpo_config(tmp_path, tiny_dir, kl_coef=0.1, kl_estimator="k1")
+    cfg = train_config(PPOConfig, tmp_path, tiny_dir, kl_coef=0.1, kl_in="reward")
+    with pytest.raises(ConfigError, match="does not support kl_in: reward"):
+        PPOTrainer(cfg, source=ReplaySource([]), echo=None)
+
+
+def test_kl_in_the_reward_is_subtracted_before_the_advantages(tiny_dir: Path,
+                                                               tmp_path: Path) -> None:
+    groups = synthetic_groups(tiny_dir, 2, 4, seed=7)
+    cfg = grpo_config(tmp_path / "run", tiny_dir, kl_coef=0.5, kl_in="reward",
+                      kl_estimator="k1")
+    trainer = GRPOTrainer(cfg, source=ReplaySource([groups]), echo=None)
+    with torch.no_grad(), trainer.policy.reference() as ref:  # sampler away from the reference
+        for p in ref.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    trajs = [t for g in groups for t in g]
+    batch, metrics = trainer.make_batch(trajs)
+    assert batch.ref_logprobs is not None
+    kl = torch.where(batch.loss_mask, batch.behaviour_logprobs - batch.ref_logprobs, 0.0).sum(-1)
+    rewards = torch.tensor([t.final_reward for t in trajs])
+    expected = grpo_advantages(rewards - 0.5 * kl, batch.group_ids)
+    assert metrics["kl_reward"] == pytest.approx(float(kl.mean()), rel=1e-5)
+    assert float(kl.abs().mean()) > 0.01
+    first_action = batch.loss_mask.float().argmax(-1, keepdim=True)  # one sample per episode
+    got = batch.advantages.gather(1, first_action).squeeze(1)
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_turns_with_ids_but_no_aligned_logprobs_are_dropped_and_counted() -> None:
+    def traj(logprobs: list[float] | None) -> Trajectory:
+        return Trajectory("e", "t", [Turn("a", [5, 6], logprobs, prompt_ids=[1, 2])],
+                          final_reward=1.0, group_id="g", outcome="success")
+
+    kept = traj([-0.5, -0.5])
+    batch, stats = build_batch([kept, traj(None), traj([-0.5])], pad_id=0,
+                               advantage_fn=grpo_advantages)
+    # before the fix both were trained against a behaviour logprob of 0 (ratio e^logp)
+    assert (stats.trajectories, stats.dropped_no_logprobs, len(batch)) == (1, 2, 1)
+    assert build_batch([traj(None)], pad_id=0, require_logprobs=False)[1].trajectories == 1  # SFT
+
+
+def test_a_checkpoint_keeps_the_samplers_seed_counter(tiny_dir: Path, tmp_path: Path) -> None:
+    cfg = grpo_config(tmp_path / "run", tiny_dir, total_steps=1, export_final=False)
+    first = GRPOTrainer(cfg, echo=None)
+    first.train()
+    second = GRPOTrainer(cfg, echo=None)
+    state = load_checkpoint(latest_checkpoint(tmp_path / "run"), policy=second.policy,
+                            optimizer=second.optimizer, scheduler=second.scheduler)
+    calls = state["sampler"]["calls"]  # generate batch k is seeded with seed + k
+    assert 0 < calls <= first.agent.stats.calls
+    second.load_checkpoint_state(state)
+    # before the fix the resumed agent started again at seed + 0, replaying old draws
+    assert second.agent.stats.calls == calls
+    second.agent.close()

@@ -17,12 +17,12 @@ from toolgym.trainers.losses import (
     KLKind,
     aggregate,
     entropy_from_logits,
+    importance_weights,
     kl_penalty,
     masked_mean,
     masked_sum,
     policy_loss,
     token_weights,
-    truncated_importance_weights,
     value_loss,
 )
 
@@ -265,11 +265,25 @@ def test_truncated_importance_weights_hand_worked() -> None:
     # pi_prox / pi_behav = 0.5 / 0.1 = 5 -> capped at 2;  0.3 / 0.6 = 0.5 -> kept
     behaviour = t([LN(0.1), LN(0.6)]).requires_grad_()
     proximal = t([LN(0.5), LN(0.3)]).requires_grad_()
-    w = truncated_importance_weights(behaviour, proximal, cap=2.0)
+    w = importance_weights(behaviour, proximal, cap=2.0)
     assert_close(w, t([2.0, 0.5]))
     assert not w.requires_grad
     with pytest.raises(ConfigError):
-        truncated_importance_weights(behaviour, proximal, cap=0.0)
+        importance_weights(behaviour, proximal, cap=0.0)
+
+
+def test_masked_and_sequence_level_importance_weights_hand_worked() -> None:
+    # token ratios 5 and 0.5; their product, the sequence's, is 2.5
+    behaviour, proximal = t([[LN(0.1), LN(0.6)]]), t([[LN(0.5), LN(0.3)]])
+    mask = torch.ones(1, 2, dtype=torch.bool)
+    weights = lambda **kw: importance_weights(behaviour, proximal, mask=mask, **kw)  # noqa: E731
+    assert_close(weights(cap=2.0, mode="mask"), t([[0.0, 0.5]]))  # MIS drops the 5
+    assert_close(weights(cap=2.0, level="sequence"), t([[2.0, 2.0]]))
+    assert_close(weights(cap=2.0, mode="mask", level="sequence"), t([[0.0, 0.0]]))
+    assert_close(weights(cap=3.0, mode="mask", level="sequence"), t([[2.5, 2.5]]))
+    # a masked token does not count in its sequence's product
+    assert_close(importance_weights(behaviour, proximal, 3.0, mask=t([[1, 0]]).bool(),
+                                    level="sequence"), t([[3.0, 3.0]]))
 
 
 def test_decoupled_policy_loss_hand_worked() -> None:
@@ -414,13 +428,16 @@ def test_kl_estimators_hand_worked() -> None:
     assert_close(kl_penalty(logp, ref, "k1"), t([0.693147, -0.693147]), atol=1e-6, rtol=0)
     assert_close(kl_penalty(logp, ref, "k2"), t([0.240227, 0.240227]), atol=1e-6, rtol=0)
     assert_close(kl_penalty(logp, ref, "k3"), t([0.193147, 0.306853]), atol=1e-6, rtol=0)
-    # d k3 / d logp = 1 - e^d: 1 - 0.5 = 0.5 and 1 - 2 = -1; the reference gets no gradient
-    logp.requires_grad_()
-    ref.requires_grad_()
-    kl_penalty(logp, ref, "k3").sum().backward()
-    assert logp.grad is not None
-    assert_close(logp.grad, t([0.5, -1.0]))
-    assert ref.grad is None
+    # k3 is straight-through: its value, k2's gradient d k2 / d logp = -d = logp - ref
+    # (k3's own, 1 - e^d = [0.5, -1], would be the gradient of KL(ref || pi));
+    # the reference gets no gradient
+    for kind in ("k2", "k3"):
+        x, r = logp.clone().requires_grad_(), ref.clone().requires_grad_()
+        kl_penalty(x, r, kind).sum().backward()
+        assert x.grad is not None
+        assert_close(x.grad, t([0.693147, -0.693147]), atol=1e-6, rtol=0)
+        assert r.grad is None
+    assert float(kl_penalty(t([0.0]), t([30.0]), "k3")) == 10.0  # clamped, as verl
     with pytest.raises(ConfigError):
         kl_penalty(logp, ref, "k4")  # type: ignore[arg-type]
 

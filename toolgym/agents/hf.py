@@ -165,6 +165,15 @@ class HFAgent(AgentBase):
             self.policy_version = self.policy_version + 1 if version is None else version
             return self.policy_version
 
+    def sampler_state(self) -> dict[str, int]:
+        """What a checkpoint keeps so a resumed run continues the seeded sampling stream
+        (batch ``k`` samples with seed ``seed + k``)."""
+        return {"calls": self.stats.calls}
+
+    def load_sampler_state(self, state: Mapping[str, int]) -> None:
+        """Undo :meth:`sampler_state`."""
+        self.stats.calls = int(state["calls"])
+
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
         """Hold generation off while the caller changes a shared model in place.

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -198,7 +197,8 @@ class VLLMAgent(AgentBase):
         """Set by :meth:`aupdate_weights`; stamped on every turn."""
         self.stats = EngineStats()
         self._gate = _Gate(self.stats)
-        self._request_ids = itertools.count()
+        self._requests = 0
+        """Requests made: request ``k`` samples with seed ``seed + k``."""
         self._asleep = False
         self._closed = False
 
@@ -211,7 +211,7 @@ class VLLMAgent(AgentBase):
         """
         start = time.perf_counter()
         prompt = self.chat.prompt_ids(conversation)
-        k = next(self._request_ids)
+        k, self._requests = self._requests, self._requests + 1
         params = sampling_kwargs(self.sampling, self.chat.eos_token_ids,
                                  None if self.seed is None else self.seed + k)
         async with self._gate.request():
@@ -235,6 +235,14 @@ class VLLMAgent(AgentBase):
             latency_s=time.perf_counter() - start,
             policy_version=version,
         )
+
+    def sampler_state(self) -> dict[str, int]:
+        """What a checkpoint keeps so a resumed run continues the per-request seeds."""
+        return {"requests": self._requests}
+
+    def load_sampler_state(self, state: Mapping[str, int]) -> None:
+        """Undo :meth:`sampler_state`."""
+        self._requests = int(state["requests"])
 
     async def aupdate_weights(
         self, state_dict: Mapping[str, torch.Tensor] | None = None, *, version: int | None = None

@@ -23,6 +23,7 @@ app.command("eval")(eval_command)
 app.command("train")(train_cli.train)
 app.command("sft")(train_cli.sft)
 app.command("plot")(train_cli.plot)
+app.command("doctor")(train_cli.doctor)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

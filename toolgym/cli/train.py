@@ -1,4 +1,5 @@
-"""``toolgym train CONFIG.yaml``, ``toolgym sft CONFIG.yaml`` and ``toolgym plot RUN_DIR``.
+"""``toolgym train CONFIG.yaml``, ``toolgym sft CONFIG.yaml``, ``toolgym plot RUN_DIR`` and
+``toolgym doctor RUN_DIR``.
 
 The YAML file holds one trainer config (``GRPOConfig``, ``PPOConfig``,
 ``TurnLevelConfig``, ``ArCHerConfig`` or ``SFTConfig``);
@@ -116,9 +117,26 @@ def plot(run_dir: Annotated[Path, typer.Argument(help="A run directory.", exists
         raise _fail(exc) from None
 
 
+def doctor(run_dir: Annotated[Path, typer.Argument(help="A run directory.", exists=True,
+                                                   file_okay=False)],
+           tolerance: Annotated[float, typer.Option(help="Largest accepted |ratio - 1| at the "
+                                                    "first step.")] = 0.01) -> None:
+    """Flag a run whose first-step on-policy ratio is not 1 (sampler/trainer mismatch); exit 1."""
+    from toolgym.trainers.doctor import diagnose_run
+
+    try:
+        ok, report = diagnose_run(run_dir, tolerance=tolerance)
+    except ToolgymError as exc:
+        raise _fail(exc) from None
+    typer.echo(report)
+    if not ok:
+        raise typer.Exit(1)
+
+
 app.command("train")(train)
 app.command("sft")(sft)
 app.command("plot")(plot)
+app.command("doctor")(doctor)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

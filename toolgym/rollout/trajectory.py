@@ -89,6 +89,16 @@ class Trajectory:
         return self.outcome != "infra_error" and all(t.action_ids is not None for t in self.turns)
 
     @property
+    def has_behaviour_logprobs(self) -> bool:
+        """Every turn has one sampler log-prob per sampled id (what an RL ratio needs).
+
+        A backend may return ids without aligned logprobs (an OpenAI-compatible
+        server asked for ids only); a trainer must not read those as logprob 0.
+        """
+        return all(t.action_logprobs is not None
+                   and len(t.action_logprobs) == len(t.action_ids or ()) for t in self.turns)
+
+    @property
     def num_action_tokens(self) -> int:
         return sum(len(t.action_ids or ()) for t in self.turns)
 

@@ -59,11 +59,11 @@ from toolgym.trainers.checkpoint import (
     save_checkpoint,
 )
 from toolgym.trainers.config import dump_yaml, format_config, option
-from toolgym.trainers.losses import AggMode, KLKind
+from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
-from toolgym.trainers.update import ValueTerm, policy_update
+from toolgym.trainers.update import ValueTerm, kl_in_reward, policy_update, precompute_logprobs
 
 __all__ = ["Trainer", "TrainerConfig", "WeightSync", "seed_everything"]
 
@@ -91,13 +91,25 @@ class TrainerConfig:
     dual_clip: float | None = option(None, "Dual-clip constant c > 1 for negative advantages.")
     tis_cap: float | None = option(None, "Decoupled PPO: ratio against the pre-update policy and "
                                    "an importance weight behaviour->proximal capped here (e.g. 2).")
+    is_mode: ISMode = option("truncate", "With tis_cap: truncate the importance weight at the cap "
+                             "(TIS) or drop the tokens / sequences above it (mask: MIS).")
+    is_level: ISLevel = option("token", "With tis_cap: one weight per token, or per sequence "
+                               "(the product of its token ratios).")
+    recompute_old_logprobs: bool = option(
+        False, "Centre the PPO ratio on the trainer's own log-probs of the batch, computed before "
+        "the update (verl's default), instead of the sampler's; tis_cap implies it.")
     loss_agg: AggMode = option("token-mean", "How token losses become a scalar (Dr.GRPO: "
                                "seq-mean-token-sum-norm); a sequence is a trajectory.")
     loss_max_tokens: int | None = option(None, "Dr.GRPO's constant divisor of a trajectory's "
                                          "token-loss sum (seq-mean-token-sum-norm); null: "
                                          "sampling.max_new_tokens.")
     kl_coef: float = option(0.0, "Weight of the KL to the reference policy (0: no reference).")
-    kl_estimator: KLKind = option("k3", "KL estimator: k1, k2 or k3.")
+    kl_estimator: KLKind = option("k3", "KL estimator: k1, k2 or k3 (k3 in the loss: k3's value "
+                                  "with k2's gradient, clamped at 10, as verl's k3+).")
+    kl_in: Literal["loss", "reward"] = option(
+        "loss", "loss: kl_coef x the estimate joins the loss (k2 or k3); reward: it is "
+        "subtracted from each episode's reward before the advantages (k1, InstructGPT-style; "
+        "outcome-level trainers such as GRPO / RLOO).")
     entropy_coef: float = option(0.0, "Entropy bonus weight.")
     disable_dropout: bool = option(True, "Set every dropout of the policy (LoRA's included) to 0, "
                                    "so the trainer's log-probs are the sampler's (as TRL does).")
@@ -145,6 +157,12 @@ class TrainerConfig:
             raise ConfigError(f"dual_clip must be > 1 (typically 3) or null; got {self.dual_clip}.")
         if self.tis_cap is not None and self.tis_cap <= 0:
             raise ConfigError(f"tis_cap must be > 0 or null; got {self.tis_cap}.")
+        if self.kl_coef < 0:
+            raise ConfigError(f"kl_coef must be >= 0; got {self.kl_coef}.")
+        if self.kl_coef > 0 and self.kl_in == "loss" and self.kl_estimator == "k1":
+            raise ConfigError("kl_estimator: k1 in the loss has zero expected gradient (it does "
+                              "nothing): use kl_estimator: k2 or k3 in the loss, or kl_in: reward "
+                              "for k1.")
         if self.backend == "vllm" and self.weight_sync == "shared":
             raise ConfigError("backend: vllm keeps its own copy of the weights; set "
                               "weight_sync: copy.")
@@ -222,6 +240,8 @@ class Trainer:
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TrainerConfig
+    kl_in_reward_supported: ClassVar[bool] = True
+    """Whether :meth:`make_batch` applies ``kl_in: reward`` (trainers that override it: no)."""
 
     def __init__(self, config: TrainerConfig, *, policy: Policy | None = None,
                  source: Any | None = None, agent: Any | None = None,
@@ -238,6 +258,9 @@ class Trainer:
         if source is None and not config.rollout.env_id:
             raise ConfigError("rollout.env_id is required: the env to train on, e.g. "
                               "--set rollout.env_id=toolgym/Code-v0 (`toolgym envs list`).")
+        if config.kl_coef > 0 and config.kl_in == "reward" and not self.kl_in_reward_supported:
+            raise ConfigError(f"{type(self).__name__} computes its own token or turn rewards and "
+                              "does not support kl_in: reward; use kl_in: loss (k2 or k3).")
         self._owns_agent = agent is None and source is None
         self.agent = build_agent(self.policy, config) if self._owns_agent else agent
         self.source = source or RolloutManager(config.rollout, self.agent, chat=self.policy.chat)
@@ -279,7 +302,12 @@ class Trainer:
         batch, stats = build_batch(trajectories, pad_id=self.policy.pad_id,
                                    advantage_fn=self.advantage_fn(),
                                    max_length=self.config.max_length)
-        return batch, {f"batch_{k}": float(v) for k, v in stats.as_dict().items()}
+        metrics = {f"batch_{k}": float(v) for k, v in stats.as_dict().items()}
+        if self.config.kl_coef > 0 and self.config.kl_in == "reward" and len(batch):
+            with self._generation_lock():  # a LoRA reference switches the shared adapter off
+                batch = precompute_logprobs(self.policy, batch, self.config, reference=True)
+            batch, metrics["kl_reward"] = kl_in_reward(batch, self.advantage_fn(), self.config)
+        return batch, metrics
 
     # ------------------------------------------------------------- loop
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
@@ -420,14 +448,19 @@ class Trainer:
         restore_rng(state["rng"])
         self.generator.set_state(state["generator"])
         load_source_state(self.source, state["source"])
+        if state.get("sampler") and hasattr(self.agent, "load_sampler_state"):
+            self.agent.load_sampler_state(state["sampler"])
         for name, size in state["files"].items():
             truncate_file(self.run_dir / name, int(size))
 
     def checkpoint_state(self) -> dict[str, Any]:
-        """Counters, RNG states, the rollout side's state and the log files' lengths."""
+        """Counters, RNG states, the rollout side's state (the sampler's seed counter too) and
+        the log files' lengths."""
+        sampler = getattr(self.agent, "sampler_state", None)
         return {
             "step": self.step, "version": self.version, "rng": capture_rng(),
             "generator": self.generator.get_state(), "source": source_state(self.source),
+            "sampler": sampler() if sampler is not None else {},
             "files": {name: file_size(self.run_dir / name)
                       for name in (MetricsLogger.FILE, TRAJECTORIES_FILE)},
         }

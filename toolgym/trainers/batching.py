@@ -22,7 +22,7 @@ right).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -119,6 +119,8 @@ class BatchStats:
     dropped_infra_error: int = 0
     dropped_untrainable: int = 0
     """Turns without token ids (a backend that does not report them)."""
+    dropped_no_logprobs: int = 0
+    """Ids without one sampler log-prob each (RL needs them; SFT does not ask)."""
     dropped_empty: int = 0
     """No action token at all."""
     truncated_samples: int = 0
@@ -128,20 +130,27 @@ class BatchStats:
         return asdict(self)
 
 
-def trainable_only(trajectories: Sequence[Trajectory]) -> tuple[list[Trajectory], BatchStats]:
-    """Keep the trajectories a trainer may use; count the others by reason."""
+def trainable_only(trajectories: Sequence[Trajectory], *, require_logprobs: bool = True,
+                   ) -> tuple[list[Trajectory], BatchStats]:
+    """Keep the trajectories a trainer may use; count the others by reason.
+
+    With ``require_logprobs`` (RL) a trajectory whose turns lack aligned
+    sampler log-probs is dropped too: its ratio would be taken against 0.
+    """
     kept: list[Trajectory] = []
-    infra = untrainable = empty = 0
+    infra = untrainable = no_logprobs = empty = 0
     for t in trajectories:
         if t.outcome == "infra_error":
             infra += 1
         elif not t.trainable:
             untrainable += 1
+        elif require_logprobs and not t.has_behaviour_logprobs:
+            no_logprobs += 1
         elif t.num_action_tokens == 0:
             empty += 1
         else:
             kept.append(t)
-    return kept, BatchStats(len(kept), 0, infra, untrainable, empty)
+    return kept, BatchStats(len(kept), 0, infra, untrainable, no_logprobs, empty)
 
 
 def group_index(trajectories: Sequence[Trajectory]) -> Tensor:
@@ -161,6 +170,7 @@ def build_batch(
     advantage_fn: AdvantageFn | None = None,
     turn_advantage_fn: TurnAdvantageFn | None = None,
     max_length: int | None = None,
+    require_logprobs: bool = True,
 ) -> tuple[Batch, BatchStats]:
     """Drop untrainable trajectories, compute advantages, pad the samples.
 
@@ -174,6 +184,8 @@ def build_batch(
             advantage per turn, each given to that turn's action tokens only.
             Exclusive with ``advantage_fn``.
         max_length: Cut longer samples to this many tokens.
+        require_logprobs: Drop (and count) trajectories without sampler
+            log-probs; SFT, which needs none, passes False.
 
     Returns:
         ``(batch, stats)``. A batch may have 0 samples when everything was dropped.
@@ -183,7 +195,7 @@ def build_batch(
     """
     if advantage_fn is not None and turn_advantage_fn is not None:
         raise ValueError("build_batch: pass advantage_fn or turn_advantage_fn, not both")
-    kept, stats = trainable_only(trajectories)
+    kept, stats = trainable_only(trajectories, require_logprobs=require_logprobs)
     rewards = torch.tensor([t.final_reward for t in kept], dtype=torch.float32)
     groups = group_index(kept)
     max_turns = max((len(t.turns) for t in kept), default=0)
@@ -195,8 +207,7 @@ def build_batch(
     rows: list[tuple[int, Sample]] = [(i, s) for i, t in enumerate(kept) for s in t.samples()]
     cut = sum(1 for _, s in rows if max_length is not None and len(s.input_ids) > max_length)
     batch = _pad(rows, adv, rewards, groups, pad_id, max_length)
-    return batch, BatchStats(stats.trajectories, len(rows), stats.dropped_infra_error,
-                             stats.dropped_untrainable, stats.dropped_empty, cut)
+    return batch, replace(stats, samples=len(rows), truncated_samples=cut)
 
 
 def _pad(rows: list[tuple[int, Sample]], adv: Tensor, rewards: Tensor, groups: Tensor,

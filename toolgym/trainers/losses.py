@@ -21,7 +21,7 @@ from toolgym.errors import ConfigError
 __all__ = [
     "AGG_MODES", "AggMode", "KLKind", "PolicyLossStats", "ValueLossStats", "aggregate",
     "entropy_from_logits", "kl_penalty", "masked_mean", "masked_sum", "policy_loss",
-    "token_weights", "truncated_importance_weights", "value_loss",
+    "ISLevel", "ISMode", "importance_weights", "token_weights", "value_loss",
 ]  # fmt: skip
 
 AggMode = Literal[
@@ -29,7 +29,10 @@ AggMode = Literal[
 ]
 AGG_MODES: tuple[AggMode, ...] = get_args(AggMode)
 KLKind = Literal["k1", "k2", "k3"]
+ISMode = Literal["truncate", "mask"]
+ISLevel = Literal["token", "sequence"]
 LOG_RATIO_CLAMP = 20.0  # |log ratio| is clamped before exp (as in verl): ratios stay finite
+KL_CLAMP = 10.0  # k3 is clamped to [0, 10] (verl's low_var_kl)
 
 
 def _zero_masked(x: Tensor, mask: Tensor) -> Tensor:
@@ -185,7 +188,8 @@ class PolicyLossStats(_Stats):
         ratio_mean: Mean of ``r = pi / pi_old``.
         ratio_max: Largest ``r`` (0 when no token is valid).
         tis_weight_mean: Mean importance weight behaviour->old (1 without TIS).
-        tis_clip_fraction: Share whose importance weight hit ``tis_cap``.
+        tis_clip_fraction: Share whose importance weight hit ``tis_cap`` (truncated, or
+            masked to 0).
     """
 
     clip_fraction: Tensor
@@ -223,6 +227,8 @@ def policy_loss(
     agg_mode: AggMode = "token-mean",
     behaviour_logprobs: Tensor | None = None,
     tis_cap: float | None = None,
+    is_mode: ISMode = "truncate",
+    is_level: ISLevel = "token",
     weights: Tensor | None = None,
 ) -> tuple[Tensor, PolicyLossStats]:
     """The clipped PPO surrogate, with clip-higher, dual clip and decoupled IS.
@@ -258,6 +264,9 @@ def policy_loss(
         agg_mode: How per-token losses become a scalar; see :func:`aggregate`.
         behaviour_logprobs: ``Tensor[B, T]`` log-probs of the sampling policy.
         tis_cap: Truncation of the importance weight; goes with ``behaviour_logprobs``.
+        is_mode: ``"truncate"`` (TIS) or ``"mask"`` (MIS) at ``tis_cap``; see
+            :func:`importance_weights`.
+        is_level: ``"token"`` or ``"sequence"`` weights.
         weights: Passed to :func:`aggregate` (gradient accumulation).
 
     Returns:
@@ -283,10 +292,10 @@ def policy_loss(
         per_token = torch.where(dual_capped, cap, per_token)
     weight, tis_hit = torch.ones_like(per_token), torch.zeros_like(valid)
     if behaviour_logprobs is not None and tis_cap is not None:
-        weight = truncated_importance_weights(
-            _zero_masked(behaviour_logprobs, valid), _zero_masked(old_logprobs, valid), tis_cap
-        )
-        per_token, tis_hit = per_token * weight, weight >= tis_cap
+        weight = importance_weights(behaviour_logprobs, old_logprobs, tis_cap, mask=valid,
+                                    mode=is_mode, level=is_level)
+        hit = weight >= tis_cap if is_mode == "truncate" else weight == 0
+        per_token, tis_hit = per_token * weight, hit & valid
     loss = aggregate(per_token, valid, agg_mode, weights=weights)
     flags = (clipped > unclipped, dual_capped, tis_hit)
     return loss, _policy_stats(valid, ratio, log_ratio, weight, flags)
@@ -308,31 +317,56 @@ def _policy_stats(
     )
 
 
-def truncated_importance_weights(
-    behaviour_logprobs: Tensor, proximal_logprobs: Tensor, cap: float
+def importance_weights(
+    behaviour_logprobs: Tensor,
+    proximal_logprobs: Tensor,
+    cap: float,
+    *,
+    mask: Tensor | None = None,
+    mode: ISMode = "truncate",
+    level: ISLevel = "token",
 ) -> Tensor:
-    """Detached truncated IS weights ``min(pi_prox / pi_behav, cap)`` per token.
+    """Detached importance weights ``pi_prox / pi_behav``, truncated or masked at ``cap``.
 
     Corrects for a stale or numerically different sampler: an async rollout
     worker versions behind (AReaL), or vLLM probabilities that differ from the
-    trainer's (TIS, Yao et al. 2025). The cap bounds the variance.
+    trainer's (Yao et al. 2025; verl's ``rollout_is``). ``level="token"``
+    weighs each token by its own ratio; ``"sequence"`` gives every token of a
+    row the product of the row's ratios (``exp`` of the summed log ratios over
+    ``mask``). ``mode="truncate"`` caps the weight at ``cap`` (TIS);
+    ``"mask"`` keeps it where it is at most ``cap`` and sets it to 0 above,
+    dropping the token or sequence (MIS).
 
     Args:
-        behaviour_logprobs: ``Tensor[*S]`` log-probs under the sampling policy.
-        proximal_logprobs: ``Tensor[*S]`` under the policy corrected to (the
+        behaviour_logprobs: ``Tensor[B, T]`` (or ``[*S]`` at token level) under the sampler.
+        proximal_logprobs: Same shape, under the policy corrected to (the
             proximal / old policy of the PPO ratio).
-        cap: Upper bound of the weight, > 0 (TIS uses 2).
+        cap: The threshold, > 0 (TIS uses 2).
+        mask: ``Tensor[B, T]``, true on the tokens that count; required for
+            ``level="sequence"``.
+        mode: ``"truncate"`` or ``"mask"``.
+        level: ``"token"`` or ``"sequence"``.
 
     Returns:
-        ``Tensor[*S]``, detached, in ``(0, cap]``.
+        ``Tensor`` of the input's shape, detached, in ``[0, cap]``.
 
     Raises:
-        ConfigError: ``cap`` is not positive.
+        ConfigError: ``cap`` is not positive, or an unknown mode or level.
     """
     if not cap > 0:
         raise ConfigError(f"The importance-weight cap must be > 0; got {cap}.")
-    log_w = (proximal_logprobs.detach() - behaviour_logprobs.detach()).clamp(max=LOG_RATIO_CLAMP)
-    return torch.exp(log_w).clamp(max=cap)
+    if mode not in get_args(ISMode) or level not in get_args(ISLevel):
+        raise ConfigError(f"Unknown importance sampling {mode!r} / {level!r}; valid modes: "
+                          f"{get_args(ISMode)}, levels: {get_args(ISLevel)}.")
+    log_w = proximal_logprobs.detach() - behaviour_logprobs.detach()
+    if mask is not None:
+        log_w = _zero_masked(log_w, mask)
+    if level == "sequence":
+        if mask is None:
+            raise ConfigError("Sequence-level importance weights need the mask.")
+        log_w = log_w.sum(-1, keepdim=True).expand_as(log_w)
+    w = torch.exp(log_w.clamp(max=LOG_RATIO_CLAMP))
+    return w.clamp(max=cap) if mode == "truncate" else torch.where(w <= cap, w, 0.0)
 
 
 def kl_penalty(
@@ -341,10 +375,15 @@ def kl_penalty(
     """Per-token estimate of KL(pi || pi_ref) from tokens sampled from pi.
 
     J. Schulman's estimators ("Approximating KL Divergence"), ``d = ref - logp``:
-    ``"k1"`` = ``-d``: unbiased, can be negative; meant for a KL-in-reward
-    penalty (InstructGPT). ``"k2"`` = ``d**2 / 2``: biased (verl's ``mse``).
-    ``"k3"`` = ``exp(d) - d - 1``: unbiased, non-negative, 0 where the two
-    agree; GRPO's KL-in-loss term (DeepSeekMath eq. 4; verl's ``low_var_kl``).
+    ``"k1"`` = ``-d``: unbiased, can be negative; its expected gradient is 0
+    (``E_pi[grad log pi] = 0``), so it belongs in the reward (InstructGPT),
+    never in the loss. ``"k2"`` = ``d**2 / 2``: biased, but its gradient
+    ``-d grad log pi`` is, in expectation, the gradient of KL(pi || pi_ref)
+    (verl's ``mse``). ``"k3"`` = ``exp(d) - d - 1``: unbiased, non-negative, 0
+    where the two agree (GRPO, DeepSeekMath eq. 4; verl's ``low_var_kl``),
+    clamped at :data:`KL_CLAMP` as verl does; its own gradient would be that of
+    KL(pi_ref || pi), so it is returned in straight-through form: k3's value,
+    k2's gradient (verl's ``k3+``).
 
     Args:
         logprobs: ``Tensor[*S]`` under the current policy (carries the gradient).
@@ -365,9 +404,11 @@ def kl_penalty(
     d = ref_logprobs.detach() - logprobs
     if kind == "k1":
         return -d
+    k2 = 0.5 * d.square()
     if kind == "k2":
-        return 0.5 * d.square()
-    return torch.expm1(d) - d
+        return k2
+    k3 = (torch.expm1(d) - d).clamp(max=KL_CLAMP)
+    return k2 + (k3 - k2).detach()
 
 
 def entropy_from_logits(logits: Tensor) -> Tensor:

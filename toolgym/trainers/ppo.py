@@ -251,6 +251,7 @@ class PPOTrainer(Trainer):
     """
 
     config_class: ClassVar[type[TrainerConfig]] = PPOConfig
+    kl_in_reward_supported: ClassVar[bool] = False
     config: PPOConfig
 
     def __init__(self, config: PPOConfig, **kwargs: Any) -> None:

@@ -155,7 +155,8 @@ class SFTTrainer:
                 raise ConfigError("SFT needs data: set data_path (trajectory JSONL) or env_id.")
         usable = [t for t in self.trajectories
                   if not self.config.only_success or t.outcome == "success"]
-        batch, _ = build_batch(usable, pad_id=self.policy.pad_id, max_length=self.config.max_length)
+        batch, _ = build_batch(usable, pad_id=self.policy.pad_id, max_length=self.config.max_length,
+                               require_logprobs=False)
         if len(batch) == 0:
             raise ConfigError(f"No usable demonstrations among {len(self.trajectories)} "
                               "trajectories (only_success drops failed ones).")

@@ -153,6 +153,7 @@ class TurnLevelTrainer(Trainer):
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TurnLevelConfig
+    kl_in_reward_supported: ClassVar[bool] = False
     config: TurnLevelConfig
 
     def __init__(self, config: TurnLevelConfig, **kwargs: Any) -> None:

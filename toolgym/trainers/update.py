@@ -55,7 +55,8 @@ from toolgym.trainers.policy import Policy
 if TYPE_CHECKING:
     from toolgym.trainers.base import TrainerConfig
 
-__all__ = ["ValueTerm", "index_chunks", "policy_update", "precompute_logprobs"]
+__all__ = ["ValueTerm", "evaluating", "index_chunks", "kl_in_reward", "mismatch_sums",
+           "policy_update", "precompute_logprobs", "recomputes_old", "with_loss_weights"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,13 +98,16 @@ def evaluating(model: torch.nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> Batch:
+def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig, *,
+                        reference: bool | None = None) -> Batch:
     """Fill ``old_logprobs`` (TIS) and ``ref_logprobs`` (KL) before the update starts.
 
     In eval mode: these are the policies' log-probs as the sampler sees them,
-    not one dropout draw of them.
+    not one dropout draw of them. ``reference`` (default: a KL term in the loss
+    needs them) computes only the reference's, for the KL in the reward.
     """
-    need_old, need_ref = config.tis_cap is not None, config.kl_coef > 0
+    need_old = recomputes_old(config) and reference is None
+    need_ref = _kl_in_loss(config) if reference is None else reference
     if not (need_old or need_ref) or len(batch) == 0:
         return batch
     device, processing = policy.device, _processing(config)
@@ -120,8 +124,38 @@ def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig) -> 
                 with policy.reference() as reference:
                     ref[idx, :width] = token_logprobs(reference, mb.input_ids,
                                                       mb.attention_mask, **processing)[0].cpu()
-    return dataclasses.replace(batch, old_logprobs=old if need_old else None,
-                               ref_logprobs=ref if need_ref else None)
+    return dataclasses.replace(batch, old_logprobs=old if need_old else batch.old_logprobs,
+                               ref_logprobs=ref if need_ref else batch.ref_logprobs)
+
+
+def recomputes_old(config: TrainerConfig) -> bool:
+    """Whether the PPO ratio is centred on the trainer's pre-update log-probs."""
+    return config.tis_cap is not None or config.recompute_old_logprobs
+
+
+def _kl_in_loss(config: TrainerConfig) -> bool:
+    return config.kl_coef > 0 and config.kl_in == "loss"
+
+
+def kl_in_reward(batch: Batch, advantage_fn: Callable[[Tensor, Tensor], Tensor],
+                 config: TrainerConfig) -> tuple[Batch, float]:
+    """Advantages of ``reward - kl_coef * KL`` per trajectory (``kl_in: reward``).
+
+    The KL of a trajectory is the sum over its action tokens of
+    ``kl_estimator`` between the sampler's log-probs and ``batch.ref_logprobs``
+    (k1: ``log pi - log pi_ref``). Returns the batch with new advantages and
+    the mean KL per trajectory.
+    """
+    assert batch.ref_logprobs is not None
+    kl = kl_penalty(batch.behaviour_logprobs, batch.ref_logprobs, config.kl_estimator,
+                    mask=batch.loss_mask).detach()
+    n = int(batch.traj_index.max()) + 1
+    per_traj = torch.zeros(n).index_add(0, batch.traj_index, kl.sum(-1))
+    rewards = torch.zeros(n).index_put((batch.traj_index,), batch.rewards)
+    groups = torch.zeros(n, dtype=torch.long).index_put((batch.traj_index,), batch.group_ids)
+    adv = advantage_fn(rewards - config.kl_coef * per_traj, groups).float()
+    advantages = torch.where(batch.loss_mask, adv[batch.traj_index][:, None], 0.0)
+    return dataclasses.replace(batch, advantages=advantages), float(per_traj.mean())
 
 
 def with_loss_weights(mini: Batch, config: TrainerConfig) -> Batch:
@@ -133,9 +167,10 @@ def with_loss_weights(mini: Batch, config: TrainerConfig) -> Batch:
 
 
 def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
-                value: ValueTerm | None = None) -> tuple[Tensor, dict[str, float]]:
+                value: ValueTerm | None = None, *,
+                first_step: bool = False) -> tuple[Tensor, dict[str, float]]:
     """Loss of one micro-batch (its share of the mini-batch's, by ``mb.loss_weights``) and
-    its sums."""
+    its sums; on the update's first optimiser step also the sampler/trainer mismatch."""
     mask, weights = mb.loss_mask, mb.loss_weights
     kwargs: dict[str, Any] = {**_processing(config), "entropy_mask": mask}
     if value is None:
@@ -146,14 +181,17 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
     assert entropy is not None
     tis = config.tis_cap is not None
     loss, stats = policy_loss(
-        logp, mb.old_logprobs if tis else mb.behaviour_logprobs, mb.advantages, mask,
-        clip_low=config.clip_low, clip_high=config.clip_high, dual_clip=config.dual_clip,
-        agg_mode=config.loss_agg, behaviour_logprobs=mb.behaviour_logprobs if tis else None,
-        tis_cap=config.tis_cap, weights=weights)
+        logp, mb.old_logprobs if recomputes_old(config) else mb.behaviour_logprobs,
+        mb.advantages, mask, clip_low=config.clip_low, clip_high=config.clip_high,
+        dual_clip=config.dual_clip, agg_mode=config.loss_agg,
+        behaviour_logprobs=mb.behaviour_logprobs if tis else None, tis_cap=config.tis_cap,
+        is_mode=config.is_mode, is_level=config.is_level, weights=weights)
     tokens = float(mask.sum())
     sums = {k: v * tokens for k, v in stats.as_floats().items() if k != "ratio_max"}
+    if first_step:
+        sums.update(mismatch_sums(logp.detach(), mb.behaviour_logprobs, mask))
     sums["policy_loss"] = float(loss.detach())
-    if config.kl_coef > 0:
+    if _kl_in_loss(config):
         assert mb.ref_logprobs is not None
         kl = kl_penalty(logp, mb.ref_logprobs, config.kl_estimator, mask=mask)
         loss = loss + config.kl_coef * aggregate(kl, mask, weights=weights)
@@ -171,6 +209,21 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
     sums["loss"] = float(loss.detach())
     sums["tokens"] = tokens
     return loss, sums
+
+
+MISMATCH_MAX = "mismatch_abs_max"
+
+
+@torch.no_grad()
+def mismatch_sums(logprobs: Tensor, behaviour_logprobs: Tensor, mask: Tensor) -> dict[str, float]:
+    """Sums over ``mask`` of ``|log pi_trainer - log pi_sampler|`` and of their ratio, the max
+    and the count: the sampler/trainer mismatch before any update (1 and 0 when they agree)."""
+    valid = mask.bool()
+    delta = torch.where(valid, logprobs - behaviour_logprobs, 0.0)
+    return {"mismatch_abs_mean": float(delta.abs().sum()),
+            "mismatch_ratio_mean": float(torch.where(valid, delta.exp(), 0.0).sum()),
+            MISMATCH_MAX: float(delta.abs().max()) if delta.numel() else 0.0,
+            "mismatch_tokens": float(valid.sum())}
 
 
 def _mini_batches(n: int, config: TrainerConfig, generator: torch.Generator) -> Iterator[Tensor]:
@@ -211,10 +264,12 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
         mini = with_loss_weights(batch.select(mini_index), config)
         optimizer.zero_grad(set_to_none=True)
         for idx in index_chunks(torch.arange(len(mini)), config.micro_batch_size):
-            loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config, value)
+            loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config, value,
+                                     first_step=steps == 0)
             loss.backward()
             for key, amount in sums.items():
-                totals[key] += amount
+                totals[key] = max(totals[key], amount) if key == MISMATCH_MAX else (
+                    totals[key] + amount)
         max_norm = config.optim.max_grad_norm or float("inf")
         totals["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         totals["lr"] += float(optimizer.param_groups[0]["lr"])  # the LR this step used
@@ -233,10 +288,15 @@ def _step_schedule_only(scheduler: Any) -> None:
 
 def _summarise(totals: dict[str, float], steps: int) -> dict[str, float]:
     tokens = max(1.0, totals.pop("tokens", 0.0))
+    first_tokens = max(1.0, totals.pop("mismatch_tokens", 0.0))
     per_step = ("loss", "policy_loss", "value_loss", "grad_norm", "lr")
     out = {k: v / steps for k, v in totals.items() if k in per_step}
     for key, value in totals.items():
-        if key not in out:
+        if key == MISMATCH_MAX:
+            out[key] = value
+        elif key.startswith("mismatch_"):
+            out[key] = value / first_tokens
+        elif key not in out:
             out[key] = value / tokens
     out["optimizer_steps"] = float(steps)
     return out
