@@ -120,9 +120,17 @@ def _mean(xs: Sequence[float]) -> float:
 
 
 def rollout_metrics(trajectories: Sequence[Trajectory], policy_version: int) -> dict[str, float]:
-    """Reward, success, outcomes, time split and staleness of a batch's episodes."""
+    """Reward, success, outcomes, time split and staleness of a batch's episodes.
+
+    ``groups_mixed`` is the share of groups (by ``group_id``) whose rewards are
+    not all equal: a group-relative estimator (GRPO, RLOO) learns only from
+    those, so a run whose early batches have none cannot learn at all.
+    """
     n = len(trajectories)
     rewards = [t.final_reward for t in trajectories]
+    by_group: dict[object, set[float]] = {}
+    for t in trajectories:
+        by_group.setdefault(t.group_id, set()).add(t.final_reward)
     outcomes = Counter(t.outcome or "none" for t in trajectories)
     env_s = sum(t.timings.get("env_s", 0.0) for t in trajectories)
     model_s = sum(t.timings.get("model_s", 0.0) for t in trajectories)
@@ -132,6 +140,7 @@ def rollout_metrics(trajectories: Sequence[Trajectory], policy_version: int) -> 
         "reward_std": _std(rewards),
         "success_rate": outcomes["success"] / n if n else float("nan"),
         "episodes": float(n),
+        "groups_mixed": _mean([float(len(r) > 1) for r in by_group.values()]),
         "turns_mean": _mean([len(t.turns) for t in trajectories]),
         "action_tokens_mean": _mean([t.num_action_tokens for t in trajectories]),
         "episode_wall_s_mean": _mean([t.timings.get("wall_s", 0.0) for t in trajectories]),

@@ -41,7 +41,12 @@ class TinyLMConfig:
     intermediate_size: int = 512
     num_hidden_layers: int = 2
     num_attention_heads: int = 4
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 2048
+    """Longest context the model claims. RoPE has no learned positions, so this costs
+    nothing; it must cover the longest episode an env can produce (Calculator-v0:
+    a ~35-token prompt, then at most 4 turns of 64 sampled tokens, each followed by
+    an observation the env keeps short; 512 was exceeded by episodes that miscalled
+    the tool 4 times, and transformers then warned on every such generate call)."""
     vocab_size: int = 1500
     """Target BPE vocabulary (special tokens and the 256 byte symbols included)."""
 
