@@ -271,6 +271,7 @@ def _task(gold: str, ordered: bool, db: str = "shop") -> Task:
     ("SELECT COUNT(*) FROM orders", False, "DELETE FROM orders", 0.0),
     ("SELECT COUNT(*) FROM orders", False, "SELECT COUNT(*) FROM orders; SELECT 1", 0.0),
     ("SELECT id FROM orders", False, "SELECT id FROM orders UNION ALL SELECT 1", 0.0),
+    ("SELECT id, status FROM orders", False, "SELECT status, id FROM orders ORDER BY id DESC", 1.0),
 ])
 async def test_verifier_execution_match(sql_sandbox, gold, ordered, answer_sql, reward):
     score = await ExecutionMatchVerifier().score(sql_sandbox, _task(gold, ordered),
@@ -285,6 +286,19 @@ async def test_verifier_times_out_a_runaway_answer_as_a_zero(sql_sandbox):
     score = await ExecutionMatchVerifier(timeout_s=0.5).score(
         sql_sandbox, _task("SELECT COUNT(*) FROM orders", False), answer(runaway))
     assert score.reward == 0.0 and "timed out" in score.details["error"]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("columns", [64, 65])
+async def test_verifier_scores_a_flood_of_control_characters_as_a_zero(sql_sandbox, columns):
+    """Megabytes of control characters (six JSON bytes each) in the answer's result must score 0,
+    not cut the runner's output into an unreadable line (an infrastructure error, uncounted)."""
+    flood = ("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < 3000) "
+             "SELECT " + ", ".join(f"printf('%.200c', char({1 + i % 31})) AS c{i}"
+                                   for i in range(columns)) + " FROM n")
+    score = await ExecutionMatchVerifier().score(
+        sql_sandbox, _task("SELECT id FROM orders", False), answer(flood))
+    assert score.reward == 0.0 and score.details.get("matches") != [True, True], score.details
 
 
 @pytest.mark.docker

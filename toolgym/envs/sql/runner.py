@@ -35,6 +35,10 @@ CELL_CHARS = 60
 VALUE_CHARS = 200
 """Longer strings and blobs travel to the verifier as their sha256."""
 GOLD_ROW_CAP = 10_000
+ANSWER_SLACK_CHARS = 256 * 1024
+"""An answer's result may be this much larger (as JSON) than twice the gold's; a larger one
+is refused as an error, so a flood (control characters are six bytes each in JSON) cannot
+cut the verifier's output into an unreadable line."""
 _ALLOWED = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
             sqlite3.SQLITE_RECURSIVE}
 
@@ -181,16 +185,24 @@ def encode(value: object) -> object:
     return value
 
 
-def result(db: sqlite3.Connection, sql: str, max_rows: int, timeout_s: float) -> dict:
-    """One query's result for the verifier: columns, encoded rows, or the error."""
+def result(db: sqlite3.Connection, sql: str, max_rows: int, timeout_s: float,
+           max_chars: int | None = None) -> dict:
+    """One query's result for the verifier: columns, encoded rows, or the error (also when
+    the rows take more than ``max_chars`` characters as JSON)."""
     try:
         columns, rows, more = run(db, sql, max_rows, timeout_s)
     except QueryTimeout:
         return {"error": f"timed out after {timeout_s:g} s", "timed_out": True}
     except (sqlite3.Error, ValueError, OverflowError, MemoryError) as error:
         return {"error": explain(error)}
-    return {"columns": len(columns), "more": more,
-            "rows": [[encode(v) for v in row] for row in rows] if len(columns) <= 64 else []}
+    encoded, chars = [], 0
+    for row in rows if len(columns) <= 64 else []:
+        encoded.append([encode(v) for v in row])
+        chars += len(json.dumps(encoded[-1])) + 2
+        if max_chars is not None and chars > max_chars:
+            return {"error": f"Error: the result is too large to compare (over {max_chars} "
+                             "characters as JSON)"}
+    return {"columns": len(columns), "more": more, "rows": encoded}
 
 
 def verify(paths: list[str], gold: str, sql: str, timeout_s: float) -> None:
@@ -210,7 +222,8 @@ def verify(paths: list[str], gold: str, sql: str, timeout_s: float) -> None:
     print(json.dumps({"sha256": sha, "gold": golds}), flush=True)
     answers = []
     for db, g in zip(dbs, golds, strict=True):
-        answers.append(result(db, sql, len(g.get("rows", [])) + 1, timeout_s))
+        cap = 2 * len(json.dumps(g)) + ANSWER_SLACK_CHARS
+        answers.append(result(db, sql, len(g.get("rows", [])) + 1, timeout_s, cap))
         if "error" in answers[-1]:
             break
     print(json.dumps({"agent": answers}), flush=True)

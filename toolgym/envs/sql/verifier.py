@@ -42,6 +42,9 @@ SQL_FENCE = re.compile(r"```sql[^\S\n]*\n(.*?)```", re.S | re.I)
 Row = tuple[Any, ...]
 MAX_PERMUTED_COLUMNS = 6
 """Wider results are compared in their own column order only."""
+OUTPUT_BYTES = 4 << 20
+"""The runner's output cap: the gold line (at most MAX_GOLD_ROWS rows) plus the answer's,
+which the runner itself caps at twice the gold's size plus 256 KiB."""
 
 
 def last_sql_block(text: str) -> str | None:
@@ -139,11 +142,16 @@ class ExecutionMatchVerifier:
         result = await sandbox.aexec(
             ["python3", "-I", "-S", "-c", RUNNER_SOURCE, "verify", *paths, task.data["gold"], sql,
              str(self.timeout_s)],
-            timeout=4 * self.timeout_s + 10, output_bytes=1 << 20)
+            timeout=4 * self.timeout_s + 10, output_bytes=OUTPUT_BYTES)
         lines = result.stdout.splitlines()
         golds = _gold_results(lines, result.stderr, task)
-        answers = json.loads(lines[1])["agent"] if len(lines) > 1 else []
         details: dict[str, Any] = {"query": sql[:2000], "databases": ["main", "variant"]}
+        try:
+            answers = json.loads(lines[1])["agent"] if len(lines) > 1 else []
+        except (json.JSONDecodeError, KeyError, TypeError):
+            # The gold line came back, so the image works: the answer broke the runner.
+            details["error"] = "the answer's results could not be read back (the runner broke)"
+            return Score(0.0, passed=False, details=details)
         if len(answers) < len(golds):
             details["error"] = (answers[-1]["error"] if answers and "error" in answers[-1] else
                                 "the query was stopped" + " (time limit)" * result.timed_out)
