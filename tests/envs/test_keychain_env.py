@@ -138,3 +138,31 @@ async def test_keychain_passes_check_env():
     report = await check_env(ENV_ID, n_tasks=10)
     failed = [f"{r.name}: {r.detail}" for r in report.results if not r.ok]
     assert failed == [] and len(report.results) == 8
+
+
+class _HackableKeyChain(KeyChainEnv):
+    """A KeyChain whose one "probe" is the oracle itself: a reward the checker must flag."""
+
+    def hack_probes(self, task):
+        return {**super().hack_probes(task), "play the oracle": self.reference_actions(task)}
+
+
+class _UnsolvableKeyChain(KeyChainEnv):
+    """A KeyChain whose oracle plays the wrong script: the checker must flag the oracle."""
+
+    def reference_actions(self, task, kind="oracle"):
+        return wrong_actions(task)
+
+
+@pytest.mark.parametrize(("cls", "check"), [(_HackableKeyChain, "reward-hack probes score 0"),
+                                            (_UnsolvableKeyChain, "oracle ≥ 95 %, wrong agent 0")])
+async def test_check_env_flags_a_forgeable_reward_and_a_failing_oracle(cls, check):
+    env_id = f"tests/{cls.__name__.strip('_')}-v0"
+    gymnasium.register(env_id, entry_point=cls, max_episode_steps=None)
+    try:
+        report = await check_env(env_id, n_tasks=5)
+    finally:
+        gymnasium.registry.pop(env_id)
+    failed = {r.name: r.detail for r in report.results if not r.ok}
+    assert list(failed) == [check], failed
+    assert failed[check].count("tests/") == 0 and failed[check].count(" on ") in (0, 3)

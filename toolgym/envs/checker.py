@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
@@ -27,6 +27,8 @@ from toolgym.envs.probes import Action, generic_probes
 from toolgym.envs.registration import make_async
 from toolgym.tools import render_tool_call
 from toolgym.tools.call import ToolCall
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -168,28 +170,58 @@ async def _limit_is_observation(env: Any, tool_env: ToolEnv, ids: list[str],
 
 
 async def _hack_probes(env: Any, tool_env: ToolEnv, ids: list[str], seed: int) -> tuple[bool, str]:
-    scored = []
-    for task_id in ids[:3]:
+    async def probe_task(task_env: Any, task_id: str) -> list[str]:
         task = tool_env.tasks.get(task_id)
         probes: dict[str, list[Action]] = {**tool_env.hack_probes(task), **generic_probes(task)}
+        scored = []
         for name, actions in probes.items():
-            reward, outcome, _ = await run_actions(env, actions, options={"task_id": task_id})
+            reward, outcome, _ = await run_actions(task_env, actions, options={"task_id": task_id})
             if reward != 0.0 or outcome is Outcome.INFRA_ERROR:
                 scored.append(f"{name} on {task_id}: reward {reward}, {outcome}")
+        return scored
+
+    scored = [s for per_task in await _per_task(env, ids[:3], probe_task) for s in per_task]
     return not scored, "; ".join(scored) or "every probe scored 0"
 
 
 async def _oracle_and_wrong(env: Any, tool_env: ToolEnv, ids: list[str],
                             seed: int) -> tuple[bool, str]:
-    oracle = wrong = 0
-    for task_id in ids:
+    async def both(task_env: Any, task_id: str) -> tuple[bool, bool]:
         task = tool_env.tasks.get(task_id)
-        oracle += (await run_actions(env, tool_env.reference_actions(task),
-                                     options={"task_id": task_id}))[0] > 0
-        wrong += (await run_actions(env, tool_env.reference_actions(task, "wrong"),
-                                    options={"task_id": task_id}))[0] > 0
-    n = len(ids)
+        oracle = await run_actions(task_env, tool_env.reference_actions(task),
+                                   options={"task_id": task_id})
+        wrong = await run_actions(task_env, tool_env.reference_actions(task, "wrong"),
+                                  options={"task_id": task_id})
+        return oracle[0] > 0, wrong[0] > 0
+
+    results = await _per_task(env, ids, both)
+    oracle, wrong, n = sum(r[0] for r in results), sum(r[1] for r in results), len(ids)
     return oracle >= 0.95 * n and wrong == 0, f"oracle {oracle}/{n}, wrong {wrong}/{n}"
+
+
+PARALLEL_ENVS = 3
+"""Envs the per-task checks play at once: their time is mostly waiting on sandboxes."""
+
+
+async def _per_task(env: Any, ids: list[str],
+                    play: Callable[[Any, str], Awaitable[T]]) -> list[T]:
+    """``play(an_env, task_id)`` for every task, in order of ``ids``; up to
+    :data:`PARALLEL_ENVS` tasks at once, each env (``env`` and fresh ones of its id)
+    playing its episodes one after another."""
+    envs = [env] + [make_async(env.spec.id) for _ in range(min(PARALLEL_ENVS, len(ids)) - 1)]
+    queue, results = list(ids), {}
+
+    async def worker(task_env: Any) -> None:
+        while queue:
+            task_id = queue.pop(0)
+            results[task_id] = await play(task_env, task_id)
+
+    try:
+        await asyncio.gather(*(worker(e) for e in envs))
+    finally:
+        for extra in envs[1:]:
+            await extra.aclose()
+    return [results[task_id] for task_id in ids]
 
 
 _CHECKS = [
