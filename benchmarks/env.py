@@ -22,8 +22,8 @@ from typing import Any
 import toolgym.envs  # noqa: F401 - registers the envs
 from toolgym.envs.code.env import CodeEnv
 from toolgym.envs.registration import make_async
-from toolgym.sandbox.docker import SandboxSpec
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import PythonTool, render_tool_call
 from toolgym.tools.call import ToolCall
 

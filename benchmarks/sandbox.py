@@ -12,7 +12,7 @@ import argparse
 import asyncio
 
 from toolgym.sandbox.bench import report
-from toolgym.sandbox.docker import SandboxSpec
+from toolgym.sandbox.spec import SandboxSpec
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -15,8 +15,8 @@ pytestmark = pytest.mark.docker
 @pytest.fixture
 def global_512(monkeypatch):
     """The process-wide budget as if $TOOLGYM_MEMORY_BUDGET_MB were 512."""
-    monkeypatch.setattr(budget, "_global", MemoryBudget(512))
-    return budget._global
+    monkeypatch.setitem(budget._budgets, "Docker host", MemoryBudget(512))
+    return budget._budgets["Docker host"]
 
 
 async def test_pool_queues_past_its_own_budget_then_goes_on(spec):
@@ -52,7 +52,7 @@ async def test_a_budget_above_the_host_or_below_the_pool_is_a_clear_error(spec, 
         await SandboxPool(spec, PoolConfig(size=0, memory_budget_mb=too_much)).astart()
     with pytest.raises(ConfigError, match="cannot hold size=4"):
         await SandboxPool(spec, PoolConfig(size=4, memory_budget_mb=512)).astart()
-    monkeypatch.setattr(budget, "_global", None)
+    monkeypatch.delitem(budget._budgets, "Docker host", raising=False)
     monkeypatch.setenv(budget.BUDGET_ENV, str(too_much))
     with pytest.raises(ConfigError, match="TOOLGYM_MEMORY_BUDGET_MB is"):
         budget.global_budget()

@@ -134,7 +134,7 @@ def bench(
     import asyncio
 
     from toolgym.sandbox import bench as measure
-    from toolgym.sandbox.docker import SandboxSpec
+    from toolgym.sandbox.spec import SandboxSpec
 
     try:
         lines = asyncio.run(measure.report(SandboxSpec(image=image), n, concurrent))

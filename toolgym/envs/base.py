@@ -33,8 +33,8 @@ from toolgym.envs.spaces import AnyText
 from toolgym.envs.tasks import Task, TaskSource
 from toolgym.errors import SandboxError, ToolgymError
 from toolgym.sandbox.base import Sandbox
-from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import OnDemandSandboxes, SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import Action, ParsedCalls, ToolOutcome, ToolSet, assistant_message
 from toolgym.tools.parsing import visible_text
 
@@ -108,7 +108,7 @@ class ToolEnv(AsyncTextEnv):
         verifier: Verifier,
         *,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         system_prompt: str | None = None,
         split: str | None = None,
         render_mode: str | None = None,
@@ -117,8 +117,13 @@ class ToolEnv(AsyncTextEnv):
             tasks: where tasks come from; ``split`` narrows it (e.g. "train").
             tools: what the agent may call.
             verifier: scores final answers.
-            sandbox: spec of this env's own sandbox (ignored when ``pool`` is given).
-            pool: share sandboxes with other envs; one is acquired per episode.
+            sandbox: spec of this env's sandboxes (ignored when ``pool`` is given).
+            pool: where episodes get their sandboxes (a
+                :class:`~toolgym.sandbox.pool.SandboxPool` shared with other envs, or
+                any :class:`~toolgym.sandbox.provider.SandboxProvider`); the caller
+                starts and closes it. Default: this env's own
+                :class:`~toolgym.sandbox.provider.OnDemandSandboxes` of ``sandbox``
+                on Docker, closed with the env.
             system_prompt: instructions shown before the task.
             render_mode: None or "ansi" (the transcript as text).
         """
@@ -126,12 +131,13 @@ class ToolEnv(AsyncTextEnv):
         self.tools = tools
         self.verifier = verifier
         self.sandbox_spec = sandbox or SandboxSpec()
-        self.pool = pool
+        self.pool: SandboxProvider = pool or OnDemandSandboxes(self.sandbox_spec)
+        self._owns_pool = pool is None
         self.system_prompt = system_prompt
         self.render_mode = render_mode
         self.observation_space = AnyText()
         self.action_space = AnyText()
-        self.sandbox: DockerSandbox | None = None
+        self.sandbox: Sandbox | None = None
         self.task: Task | None = None
         self.messages: list[Message] = []
         self.turn = 0
@@ -208,24 +214,13 @@ class ToolEnv(AsyncTextEnv):
         ids = self.tasks.ids()
         return self.tasks.get(ids[int(self.np_random.integers(len(ids)))])
 
-    async def _clean_sandbox(self) -> DockerSandbox:
-        """This episode's sandbox: from the pool, or this env's own one made clean."""
-        if self.pool is not None:
-            if self.sandbox is not None:
-                await self.pool.release(self.sandbox, recycle=self._suspect)
-                self.sandbox = None
-            self._suspect = False
-            return await self.pool.acquire()
-        if self.sandbox is not None and not self._suspect:
-            try:
-                await self.sandbox.areset()
-                return self.sandbox
-            except (SandboxError, RuntimeError):
-                pass
+    async def _clean_sandbox(self) -> Sandbox:
+        """This episode's sandbox: the last one given back, then a clean one acquired."""
         if self.sandbox is not None:
-            await self.sandbox.aclose()
+            sandbox, self.sandbox = self.sandbox, None
+            await self.pool.release(sandbox, recycle=self._suspect)
         self._suspect = False
-        return await DockerSandbox.acreate(self.sandbox_spec)
+        return await self.pool.acquire()
 
     # -------------------------------------------------------------- step
     async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
@@ -310,15 +305,13 @@ class ToolEnv(AsyncTextEnv):
 
     # ------------------------------------------------------------- close
     async def aclose(self) -> None:
-        """Give the sandbox back (or remove this env's own). Safe to call twice."""
+        """Give the sandbox back (and remove this env's own ones). Safe to call twice."""
         sandbox, self.sandbox = self.sandbox, None
         self._done = True
-        if sandbox is None:
-            return
-        if self.pool is not None:
-            await self.pool.release(sandbox, recycle=self._suspect)
-        else:
-            await sandbox.aclose()
+        if sandbox is not None:
+            await self.pool.release(sandbox, recycle=self._suspect or self._owns_pool)
+        if self._owns_pool:
+            await self.pool.aclose()
 
 
 def _unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:

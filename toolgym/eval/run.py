@@ -37,8 +37,9 @@ from toolgym.eval.metrics import INFRA_ERROR, EvalSummary, summarize
 from toolgym.eval.report import write_report
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
 from toolgym.rollout.trajectory import Trajectory, read_jsonl, write_jsonl
-from toolgym.sandbox.docker import SandboxSpec
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ async def evaluate(
     split: str | None = None,
     agent_name: str | None = None,
     chat: ChatTokenizer | None = None,
-    pool: SandboxPool | None = None,
+    pool: SandboxProvider | None = None,
     seed: int = 0,
     episode_timeout_s: float = 600.0,
     env_kwargs: dict[str, Any] | None = None,
@@ -149,11 +150,11 @@ async def _env_facts(env_id: str, task_ids: Sequence[str] | None, split: str | N
 
 
 async def _run(config: RolloutConfig, agent: Agent, chat: ChatTokenizer | None,
-               sandboxes: SandboxPool | SandboxSpec | None, todo: list[Pair], path: Path,
+               sandboxes: SandboxProvider | SandboxSpec | None, todo: list[Pair], path: Path,
                progress: Progress | None) -> dict[str, int]:
     """Run the pairs through a RolloutManager, appending each trajectory as it ends."""
     async with contextlib.AsyncExitStack() as stack:
-        pool = sandboxes if isinstance(sandboxes, SandboxPool) or sandboxes is None else (
+        pool = sandboxes if not isinstance(sandboxes, SandboxSpec) else (
             await stack.enter_async_context(SandboxPool(sandboxes, PoolConfig(
                 size=min(len(todo), config.concurrency, 16), max_size=config.concurrency))))
         manager = RolloutManager(config, agent, chat=chat, pool=pool)

@@ -31,6 +31,7 @@ from toolgym.rollout.episode import run_episode
 from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +98,13 @@ class RolloutManager:
         agent: Agent,
         *,
         chat: ChatTokenizer | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         on_trajectory: Callable[[Trajectory], None] | None = None,
     ) -> None:
         self.config = config
         self.agent = agent
         self.chat = chat
-        self.pool = pool
+        self.pool: SandboxProvider | None = pool
         self._owns_pool = False
         self.on_trajectory = on_trajectory
         self.policy_version = 0

@@ -88,6 +88,8 @@ class Sandbox(Protocol):
     """
 
     id: str
+    tainted: bool
+    """Something in the sandbox broke the platform's protocol: never reuse it."""
 
     async def aexec(
         self,
@@ -109,6 +111,14 @@ class Sandbox(Protocol):
 
     async def areset(self) -> int:
         """Kill every process the agent started and empty the work dirs."""
+        ...
+
+    async def aping(self, *, timeout: float = 5.0) -> None:
+        """Check that the sandbox answers (a pool's health check).
+
+        Raises:
+            SandboxError: it does not, within ``timeout`` seconds.
+        """
         ...
 
     async def aclose(self) -> None: ...

@@ -12,8 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from toolgym.sandbox.docker import AGENT_USER, DockerSandbox, SandboxSpec
+from toolgym.sandbox.docker import AGENT_USER, DockerSandbox
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.sandbox.spec import SandboxSpec
 
 PY_SNIPPET = ["python3", "-c", "print(sum(range(100)))"]
 

@@ -8,9 +8,10 @@ set) before it starts one, and gives them back when the sandbox is gone; past
 the budget a pool queues, and refuses with :class:`~toolgym.errors.PoolExhausted`
 when the wait runs out.
 
-The global budget is ``$TOOLGYM_MEMORY_BUDGET_MB`` or, by default, the Docker
-host's memory. A budget above the host's memory is a configuration error:
-it would promise what is not there.
+There is one such budget per host that sandboxes run on (the Docker host,
+this machine for bubblewrap): ``$TOOLGYM_MEMORY_BUDGET_MB`` or, by default,
+that host's memory. A budget above the host's memory is a configuration
+error: it would promise what is not there.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from __future__ import annotations
 import functools
 import os
 import threading
+from collections.abc import Callable
 
 from toolgym.errors import ConfigError
-from toolgym.sandbox.docker_client import docker_client
 
 BUDGET_ENV = "TOOLGYM_MEMORY_BUDGET_MB"
 
@@ -28,16 +29,25 @@ BUDGET_ENV = "TOOLGYM_MEMORY_BUDGET_MB"
 @functools.lru_cache(maxsize=1)
 def host_memory_mb() -> int:
     """Memory of the machine the Docker daemon runs on, in MiB."""
+    from toolgym.sandbox.docker_client import docker_client  # the SDK only where Docker is used
+
     return int(docker_client().info()["MemTotal"]) >> 20
 
 
-def check_against_host(budget_mb: int, what: str) -> None:
-    """Raise :class:`ConfigError` when ``budget_mb`` promises more than the host has."""
-    host = host_memory_mb()
-    if budget_mb > host:
+def machine_memory_mb() -> int:
+    """Memory of this machine, in MiB (where bubblewrap sandboxes run)."""
+    return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20
+
+
+def check_against_host(budget_mb: int, what: str, host_mb: int | None = None,
+                       host: str = "Docker host") -> None:
+    """Raise :class:`ConfigError` when ``budget_mb`` promises more than ``host`` has
+    (``host_mb``, default the Docker host's memory)."""
+    host_mb = host_memory_mb() if host_mb is None else host_mb
+    if budget_mb > host_mb:
         raise ConfigError(
-            f"{what} is {budget_mb} MiB, more than the {host} MiB the Docker host has: "
-            f"its sandboxes could together exhaust the host. Lower it to at most {host} "
+            f"{what} is {budget_mb} MiB, more than the {host_mb} MiB the {host} has: "
+            f"its sandboxes could together exhaust the host. Lower it to at most {host_mb} "
             "(or lower the sandboxes' memory_mb)."
         )
 
@@ -74,27 +84,35 @@ class MemoryBudget:
             self.used_mb = max(0, self.used_mb - mb)
 
 
-_global: MemoryBudget | None = None
-_global_lock = threading.Lock()
+_budgets: dict[str, MemoryBudget] = {}
+_budgets_lock = threading.Lock()
 
 
-def global_budget() -> MemoryBudget:
-    """The budget every pool of this process shares (made on first use).
+def host_budget(host: str, host_mb: Callable[[], int]) -> MemoryBudget:
+    """The budget every pool of this process on ``host`` shares (made on first use).
+
+    Args:
+        host: names the host ("Docker host", "machine"); one budget per name.
+        host_mb: the host's memory in MiB, asked once.
 
     Raises:
         ConfigError: ``$TOOLGYM_MEMORY_BUDGET_MB`` is not a number or exceeds the host.
     """
-    global _global
-    with _global_lock:
-        if _global is None:
+    with _budgets_lock:
+        if host not in _budgets:
             raw = os.environ.get(BUDGET_ENV)
             if raw is None:
-                limit = host_memory_mb()
+                limit = host_mb()
             else:
                 try:
                     limit = int(raw)
                 except ValueError:
                     raise ConfigError(f"${BUDGET_ENV}={raw!r} is not a number of MiB") from None
-                check_against_host(limit, f"${BUDGET_ENV}")
-            _global = MemoryBudget(limit)
-        return _global
+                check_against_host(limit, f"${BUDGET_ENV}", host_mb(), host)
+            _budgets[host] = MemoryBudget(limit)
+        return _budgets[host]
+
+
+def global_budget() -> MemoryBudget:
+    """The Docker host's budget (see :func:`host_budget`)."""
+    return host_budget("Docker host", host_memory_mb)

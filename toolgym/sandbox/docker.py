@@ -32,7 +32,6 @@ import json
 import socket
 import struct
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import docker.errors
@@ -40,6 +39,7 @@ import docker.errors
 from toolgym.errors import ImageNotFound, SandboxCrashed
 from toolgym.sandbox import cleanup, owner
 from toolgym.sandbox.base import AGENT_UID, PLATFORM_DIR, ExecResult
+from toolgym.sandbox.budget import MemoryBudget, global_budget, host_memory_mb
 from toolgym.sandbox.channel import (
     ONE_SHOT_SOURCE,
     SUPERVISOR_SOURCE,
@@ -50,7 +50,7 @@ from toolgym.sandbox.channel import (
     supervisor_config,
 )
 from toolgym.sandbox.docker_client import docker_client
-from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
+from toolgym.sandbox.spec import SERVICE_DIR, SandboxSpec
 from toolgym.sandbox.supervised import SupervisedSandbox
 
 AGENT_USER = f"{AGENT_UID}:{AGENT_UID}"
@@ -66,45 +66,7 @@ DROP_TO_IDLE = (
     "os.execvp(sys.argv[1], sys.argv[1:])"
 )
 """Runs its argv as ``nobody``, with no capability left."""
-SERVICE_DIR = "/run/toolgym"
-"""A tmpfs the :attr:`SandboxSpec.service` may write (the agent may read, not write it)."""
 _DOCKER_FRAME = struct.Struct(">BxxxL")
-
-
-@dataclass(frozen=True)
-class SandboxSpec:
-    """How to start a sandbox. Frozen, so pools can key on it.
-
-    Example:
-        >>> SandboxSpec(image="toolgym/python:latest", network=False).workdir
-        '/work'
-    """
-
-    image: str = "toolgym/python:latest"
-    limits: Limits = DEFAULT_LIMITS
-    network: bool = False
-    """Off by default: a sandbox reaches nothing unless a task needs it."""
-    workdir: str = "/work"
-    """Writable tmpfs, the agent's home; everything else is read-only."""
-    env: Mapping[str, str] = field(default_factory=dict)
-    wipe: tuple[str, ...] = ("/work", "/tmp", "/dev/shm", "/dev/mqueue")
-    """Directories emptied when a pooled sandbox is made clean again."""
-    service: tuple[str, ...] = ()
-    """argv of a process the container runs from its start, beside the idle one and as
-    the same user, out of the agent's reach: resets neither kill it nor wipe its
-    writable dir, :data:`SERVICE_DIR`. For read-only helpers every episode may share,
-    such as Search-v0's index server (it would cost each episode a reload)."""
-
-    def base_env(self) -> dict[str, str]:
-        """Environment the agent's commands start with."""
-        return {
-            "HOME": self.workdir,
-            "LANG": "C.UTF-8",
-            "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "PYTHONDONTWRITEBYTECODE": "1",
-            "TMPDIR": "/tmp",
-            **self.env,
-        }
 
 
 def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str, Any]:
@@ -313,6 +275,35 @@ class DockerSandbox(SupervisedSandbox):
             raise SandboxCrashed(self.id, "container no longer exists") from exc
         if self.container.status != "running":
             raise SandboxCrashed(self.id, f"container is {self.container.status}")
+
+
+class DockerBackend:
+    """Starts :class:`DockerSandbox` containers on the Docker daemon (``sandbox.backend: docker``).
+
+    Example:
+        >>> DockerBackend().name
+        'docker'
+    """
+
+    name = "docker"
+
+    async def acreate(
+        self, spec: SandboxSpec, *, labels: Mapping[str, str] | None = None
+    ) -> DockerSandbox:
+        """See :meth:`DockerSandbox.acreate`."""
+        return await DockerSandbox.acreate(spec, labels=labels)
+
+    def reap_orphans(self) -> int:
+        """Remove containers whose owner process is dead (:func:`cleanup.reap_orphans`)."""
+        return cleanup.reap_orphans()
+
+    def memory_budget(self) -> MemoryBudget:
+        """The Docker host's process-wide budget."""
+        return global_budget()
+
+    def host_memory_mb(self) -> int:
+        """The Docker host's memory."""
+        return host_memory_mb()
 
 
 def _remove(container: Any) -> None:

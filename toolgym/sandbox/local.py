@@ -11,6 +11,12 @@ files are accepted but run as the agent's uid, so the agent can reach them
 (and the supervisor) as a Docker sandbox's agent cannot. It is **weaker than
 Docker**.
 
+:class:`LocalBackend` makes it selectable as ``sandbox.backend: local``: a
+spec's limits, network and environment apply; its image does not (the host's
+``/usr`` stands in for it, so an env whose tools need files of its image, such
+as SQL-v0's databases, needs Docker), and a spec with a service or another work
+dir is refused.
+
 Without bubblewrap it refuses to run unless ``allow_unisolated=True`` is passed
 explicitly, in which case commands run as plain host processes in a temporary
 directory: that is no sandbox at all and is for trusted code only.
@@ -22,10 +28,12 @@ import asyncio
 import shutil
 import tempfile
 import uuid
+from collections.abc import Mapping
 from typing import Any
 
-from toolgym.errors import SandboxCrashed, SandboxUnavailable
+from toolgym.errors import ConfigError, SandboxCrashed, SandboxUnavailable
 from toolgym.sandbox.base import PLATFORM_DIR, ExecResult
+from toolgym.sandbox.budget import MemoryBudget, host_budget, machine_memory_mb
 from toolgym.sandbox.channel import (
     SUPERVISOR_SOURCE,
     ChannelLost,
@@ -34,6 +42,7 @@ from toolgym.sandbox.channel import (
     supervisor_config,
 )
 from toolgym.sandbox.limits import DEFAULT_LIMITS, Limits
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.sandbox.supervised import SupervisedSandbox
 
 PYTHON = "/usr/bin/python3"
@@ -59,8 +68,9 @@ class _ProcessPipes:
             self.proc.kill()
 
 
-def bwrap_argv(workdir: str, network: bool) -> list[str]:
-    """The bubblewrap command line that isolates one sandbox."""
+def bwrap_argv(workdir: str, network: bool, env: Mapping[str, str] | None = None) -> list[str]:
+    """The bubblewrap command line that isolates one sandbox (``env`` added to its
+    environment)."""
     argv = [
         "bwrap", "--unshare-all", "--die-with-parent", "--new-session",
         "--uid", "1000", "--gid", "1000",
@@ -72,6 +82,8 @@ def bwrap_argv(workdir: str, network: bool) -> list[str]:
         "--clearenv", "--setenv", "HOME", workdir, "--setenv", "LANG", "C.UTF-8",
         "--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin",
     ]
+    for key, value in (env or {}).items():
+        argv += ["--setenv", key, value]
     if network:
         argv.append("--share-net")
     return argv
@@ -95,7 +107,8 @@ class LocalSandbox(SupervisedSandbox):
         ...         return (await sb.aexec("id -u")).stdout
     """
 
-    def __init__(self, limits: Limits, network: bool, allow_unisolated: bool) -> None:
+    def __init__(self, limits: Limits, network: bool, allow_unisolated: bool,
+                 env: Mapping[str, str] | None = None) -> None:
         self.isolated = shutil.which("bwrap") is not None
         if not self.isolated and not allow_unisolated:
             raise SandboxUnavailable(
@@ -112,20 +125,21 @@ class LocalSandbox(SupervisedSandbox):
         super().__init__(f"local-{uuid.uuid4().hex[:12]}", limits, workdir, wipe)
         self.sweep_uid = self.isolated
         self.network = network
+        self.env = dict(env or {})
         self._proc: asyncio.subprocess.Process | None = None
 
     @classmethod
     async def acreate(
         cls, limits: Limits = DEFAULT_LIMITS, *, network: bool = False,
-        allow_unisolated: bool = False,
+        allow_unisolated: bool = False, env: Mapping[str, str] | None = None,
     ) -> LocalSandbox:
-        """Start the sandbox and its supervisor.
+        """Start the sandbox and its supervisor (``env``: variables for its commands).
 
         Raises:
             SandboxUnavailable: no bubblewrap and ``allow_unisolated`` is False,
                 or bubblewrap cannot create namespaces here.
         """
-        sandbox = cls(limits, network, allow_unisolated)
+        sandbox = cls(limits, network, allow_unisolated, env)
         try:
             await sandbox._ensure_channel()
         except ChannelLost as exc:
@@ -134,7 +148,7 @@ class LocalSandbox(SupervisedSandbox):
         return sandbox
 
     def _argv(self, source: str, *args: str) -> list[str]:
-        prefix = bwrap_argv(self.workdir, self.network) if self.isolated else []
+        prefix = bwrap_argv(self.workdir, self.network, self.env) if self.isolated else []
         return [*prefix, *python_argv(PYTHON, source, *args)]
 
     async def _open_channel(self) -> SupervisorChannel:
@@ -173,3 +187,42 @@ class LocalSandbox(SupervisedSandbox):
             await proc.wait()
         if self._hostdir is not None:
             shutil.rmtree(self._hostdir, ignore_errors=True)
+
+
+class LocalBackend:
+    """Starts :class:`LocalSandbox` processes on this machine (``sandbox.backend: local``).
+
+    Example:
+        >>> LocalBackend().name
+        'local'
+    """
+
+    name = "local"
+
+    async def acreate(
+        self, spec: SandboxSpec, *, labels: Mapping[str, str] | None = None
+    ) -> LocalSandbox:
+        """A bubblewrap sandbox with ``spec``'s limits, network and environment.
+
+        Raises:
+            ConfigError: ``spec`` has a service or a work dir other than ``/work``.
+            SandboxUnavailable: bubblewrap is missing or cannot create namespaces.
+        """
+        if spec.service:
+            raise ConfigError(f"the local backend cannot run a sandbox service "
+                              f"({' '.join(spec.service)}); use sandbox.backend: docker")
+        if spec.workdir != "/work":
+            raise ConfigError(f"the local backend's work dir is /work, not {spec.workdir}")
+        return await LocalSandbox.acreate(spec.limits, network=spec.network, env=spec.env)
+
+    def reap_orphans(self) -> int:
+        """None to reap: bubblewrap kills a sandbox with its owner (``--die-with-parent``)."""
+        return 0
+
+    def memory_budget(self) -> MemoryBudget:
+        """This machine's process-wide budget."""
+        return host_budget("machine", machine_memory_mb)
+
+    def host_memory_mb(self) -> int:
+        """This machine's memory."""
+        return machine_memory_mb()

@@ -8,9 +8,14 @@ user killed, the work dirs wiped) or, after ``max_uses`` or on any doubt,
 replaces it with a fresh one in the background.
 
 Memory is bounded too: every sandbox's cap is reserved from the pool's own
-``memory_budget_mb`` (when set) and from the process-wide
-:func:`~toolgym.sandbox.budget.global_budget` before it starts, and given back
-when it is gone; past either budget, acquire waits like past ``max_size``.
+``memory_budget_mb`` (when set) and from the process-wide budget of its
+backend's host (:meth:`~toolgym.sandbox.backends.SandboxBackend.memory_budget`)
+before it starts, and given back when it is gone; past either budget, acquire
+waits like past ``max_size``.
+
+The pool is a :class:`~toolgym.sandbox.provider.SandboxProvider` and gets its
+sandboxes from a :class:`~toolgym.sandbox.backends.SandboxBackend` (Docker by
+default), so it holds any :class:`~toolgym.sandbox.base.Sandbox`.
 
 A pool belongs to the event loop it was started on.
 """
@@ -21,15 +26,15 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 
 from toolgym.errors import ConfigError, PoolExhausted, SandboxError
-from toolgym.sandbox import cleanup
-from toolgym.sandbox.budget import MemoryBudget, check_against_host, global_budget
-from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
+from toolgym.sandbox.backends import SandboxBackend, get_backend
+from toolgym.sandbox.base import Sandbox
+from toolgym.sandbox.budget import MemoryBudget, check_against_host
+from toolgym.sandbox.spec import SandboxSpec
 
-Factory = Callable[[SandboxSpec], Awaitable[DockerSandbox]]
 BUDGET_POLL_S = 0.25
 """How often a pool waiting for the global budget looks again (other pools free it)."""
 
@@ -54,7 +59,7 @@ class PoolConfig:
     health_check_after_s: float = 5.0
     """A sandbox idle longer than this is pinged before it is handed out."""
     reap_orphans: bool = True
-    """Remove containers of dead owner processes when the pool starts."""
+    """Remove sandboxes of dead owner processes when the pool starts."""
     memory_budget_mb: int | None = None
     """Most MiB of memory caps this pool's sandboxes may hold together (None: only the
     process-wide budget applies). At most the host's memory."""
@@ -68,7 +73,7 @@ class PoolConfig:
 
 
 class SandboxPool:
-    """Warm, bounded, self-healing pool of :class:`DockerSandbox` of one spec.
+    """Warm, bounded, self-healing pool of sandboxes of one spec, from one backend.
 
     Example:
         >>> async def main():  # doctest: +SKIP
@@ -82,13 +87,13 @@ class SandboxPool:
         spec: SandboxSpec | None = None,
         config: PoolConfig | None = None,
         *,
-        factory: Factory | None = None,
+        backend: SandboxBackend | str = "docker",
     ) -> None:
         self.spec = spec or SandboxSpec()
         self.config = config or PoolConfig()
-        self._factory: Factory = factory or DockerSandbox.acreate
-        self._idle: list[tuple[DockerSandbox, float]] = []
-        self._busy: set[DockerSandbox] = set()
+        self.backend = get_backend(backend) if isinstance(backend, str) else backend
+        self._idle: list[tuple[Sandbox, float]] = []
+        self._busy: set[Sandbox] = set()
         self._uses: dict[str, int] = {}
         self._creating = 0
         self._cond: asyncio.Condition | None = None
@@ -101,7 +106,7 @@ class SandboxPool:
 
     # ----------------------------------------------------------- life cycle
     async def astart(self) -> SandboxPool:
-        """Reap orphaned containers, then start ``size`` sandboxes concurrently (as many
+        """Reap orphaned sandboxes, then start ``size`` sandboxes concurrently (as many
         as the global memory budget has room for; the rest when it frees up).
 
         Raises:
@@ -111,7 +116,7 @@ class SandboxPool:
         self._budgets = await asyncio.to_thread(self._make_budgets)
         self._cond = asyncio.Condition()
         if self.config.reap_orphans:
-            self.events["orphans_reaped"] += await asyncio.to_thread(cleanup.reap_orphans)
+            self.events["orphans_reaped"] += await asyncio.to_thread(self.backend.reap_orphans)
         async with self._cond:
             starting = 0
             while starting < self.config.size and self._reserve():
@@ -165,7 +170,7 @@ class SandboxPool:
         return len(self._busy)
 
     # -------------------------------------------------------------- acquire
-    async def acquire(self, timeout: float | None = None) -> DockerSandbox:
+    async def acquire(self, timeout: float | None = None) -> Sandbox:
         """Hand out a clean sandbox: a warm one at once, else a new one, else wait.
 
         Raises:
@@ -209,7 +214,7 @@ class SandboxPool:
             self._top_up()
             return sandbox
 
-    async def release(self, sandbox: DockerSandbox, *, recycle: bool = False) -> None:
+    async def release(self, sandbox: Sandbox, *, recycle: bool = False) -> None:
         """Give ``sandbox`` back: cleaned for the next user, or replaced by a fresh one.
 
         Args:
@@ -240,7 +245,7 @@ class SandboxPool:
             pass
 
     @contextlib.asynccontextmanager
-    async def sandbox(self, timeout: float | None = None) -> AsyncIterator[DockerSandbox]:
+    async def sandbox(self, timeout: float | None = None) -> AsyncIterator[Sandbox]:
         """``async with pool.sandbox() as sb:`` acquire, then release (recycled on error)."""
         sb = await self.acquire(timeout)
         ok = False
@@ -259,9 +264,10 @@ class SandboxPool:
             self._cond.notify_all()
 
     def _make_budgets(self) -> list[tuple[str, MemoryBudget]]:
-        budgets = [("process-wide memory budget", global_budget())]
+        budgets = [("process-wide memory budget", self.backend.memory_budget())]
         if self.config.memory_budget_mb is not None:
-            check_against_host(self.config.memory_budget_mb, "the pool's memory_budget_mb")
+            check_against_host(self.config.memory_budget_mb, "the pool's memory_budget_mb",
+                               self.backend.host_memory_mb())
             budgets.append(("pool's memory_budget_mb",
                             MemoryBudget(self.config.memory_budget_mb)))
         for what, budget in budgets:
@@ -291,10 +297,10 @@ class SandboxPool:
         for _, budget in self._budgets:
             budget.release(self._memory_mb)
 
-    async def _create(self, idle: bool = True) -> DockerSandbox:
+    async def _create(self, idle: bool = True) -> Sandbox:
         """Start one sandbox; ``_creating`` and its memory were already counted by the caller."""
         try:
-            sandbox = await self._factory(self.spec)
+            sandbox = await self.backend.acreate(self.spec)
         except BaseException:
             self.events["create_failed"] += 1
             self._unreserve()
@@ -325,16 +331,16 @@ class SandboxPool:
         with contextlib.suppress(Exception):
             await self._create()
 
-    async def _healthy(self, sandbox: DockerSandbox) -> bool:
+    async def _healthy(self, sandbox: Sandbox) -> bool:
         try:
-            await sandbox._request("ping", reply_timeout=5.0)  # noqa: SLF001
+            await sandbox.aping(timeout=5.0)
             return True
-        except (SandboxError, RuntimeError):
+        except SandboxError:
             self.events["health_failed"] += 1
             self._spawn(self._destroy(sandbox))
             return False
 
-    async def _destroy(self, sandbox: DockerSandbox) -> None:
+    async def _destroy(self, sandbox: Sandbox) -> None:
         self._uses.pop(sandbox.id, None)
         try:
             await sandbox.aclose()

@@ -168,6 +168,17 @@ class SupervisedSandbox(SyncMixin):
                 "[toolgym] the command killed the sandbox's command runner; "
                 "it has been restarted, but the command's output is lost\n"))
 
+    async def aping(self, *, timeout: float = 5.0) -> None:
+        """Check that the supervisor answers within ``timeout`` seconds.
+
+        Raises:
+            SandboxCrashed: the sandbox is gone or its supervisor does not answer.
+        """
+        try:
+            await self._request("ping", reply_timeout=timeout)
+        except RuntimeError as exc:  # the supervisor answered with an error
+            raise SandboxCrashed(self.id, f"ping failed: {exc}") from exc
+
     async def _request(
         self, op: str, *, reply_timeout: float = 30.0, **fields: Any
     ) -> dict[str, Any]:

@@ -21,8 +21,8 @@ from toolgym.envs.calc.tasks import calc_tasks
 from toolgym.envs.calc.tool import calc_tool
 from toolgym.envs.calc.verifier import ExactAnswerVerifier, expected_value
 from toolgym.envs.tasks import Task
-from toolgym.sandbox.docker import SandboxSpec
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import ToolSet
 
 
@@ -58,7 +58,7 @@ class CalculatorEnv(ToolEnv):
         n_test: int = 600,
         mix: Mapping[str, float] | None = None,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         tool_timeout_s: float = 5.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,

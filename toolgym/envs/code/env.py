@@ -15,8 +15,8 @@ from toolgym.envs.code.tasks import code_task_source, wrong_solution
 from toolgym.envs.code.verifier import UnitTestVerifier
 from toolgym.envs.outcome import Outcome
 from toolgym.envs.tasks import Task
-from toolgym.sandbox.docker import SandboxSpec
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import default_tools, render_tool_call
 from toolgym.tools.call import ToolCall
 
@@ -37,7 +37,7 @@ class CodeEnv(ToolEnv):
         *,
         split: str | None = None,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         tool_timeout_s: float = 10.0,
         test_timeout_s: float = 20.0,
         render_mode: str | None = None,

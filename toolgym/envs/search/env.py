@@ -20,8 +20,8 @@ from toolgym.envs.search.tasks import IMAGE, search_tasks
 from toolgym.envs.search.tool import SEARCHD, open_tool, search_tool
 from toolgym.envs.search.verifier import AnswerVerifier
 from toolgym.envs.tasks import Task
-from toolgym.sandbox.docker import SERVICE_DIR, SandboxSpec
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SERVICE_DIR, SandboxSpec
 from toolgym.tools import ToolSet
 
 
@@ -63,7 +63,7 @@ class SearchEnv(ToolEnv):
         split: str | None = None,
         *,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         tool_timeout_s: float = 30.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,

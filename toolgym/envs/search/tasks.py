@@ -22,18 +22,13 @@ holds ``kind``, ``hops`` and ``pos``.
 from __future__ import annotations
 
 import functools
-import io
 import os
-import tarfile
 import threading
 from pathlib import Path
 
-import docker.errors
-
 from toolgym.envs.tasks import JSONLTaskSource
-from toolgym.errors import ImageNotFound, SandboxError
-from toolgym.sandbox import owner
-from toolgym.sandbox.docker_client import docker_client
+from toolgym.errors import SandboxError
+from toolgym.sandbox import image_files
 
 IMAGE = "toolgym/search:latest"
 TASKS_PATH = "/opt/search/tasks.jsonl"
@@ -54,11 +49,7 @@ def search_tasks(image: str = IMAGE) -> JSONLTaskSource:
         SandboxUnavailable: no Docker daemon answers.
         SandboxError: the image holds no questions.
     """
-    try:
-        image_id = str(docker_client().images.get(image).id)
-    except docker.errors.ImageNotFound as exc:
-        raise ImageNotFound(image) from exc
-    return _load(image, image_id)
+    return _load(image, image_files.image_id(image))
 
 
 @functools.cache
@@ -74,19 +65,9 @@ def _load(image: str, image_id: str) -> JSONLTaskSource:
 
 
 def _copy_out(image_id: str, path: str, image: str) -> bytes:
-    """The bytes of ``path`` in the image, from a created (never started) container."""
-    client = docker_client()
-    container = client.containers.create(image_id, command=["true"], labels=owner.labels())
+    """The bytes of ``path`` in the image (see :mod:`toolgym.sandbox.image_files`)."""
     try:
-        stream, _ = container.get_archive(path)
-        archive = tarfile.open(fileobj=io.BytesIO(b"".join(stream)))
-        member = archive.extractfile(Path(path).name)
-        if member is None:
-            raise SandboxError(f"{path} in {image} is not a file")
-        return member.read()
-    except docker.errors.NotFound as exc:
-        raise SandboxError(
-            f"{image} has no {path}: it is not a toolgym search image. "
-            "Rebuild it with `toolgym sandbox build search`.") from exc
-    finally:
-        container.remove(force=True)
+        return image_files.read_image_file(image_id, path, image)
+    except SandboxError as exc:
+        raise SandboxError(f"{exc}: it is not a toolgym search image. "
+                           "Rebuild it with `toolgym sandbox build search`.") from exc

@@ -18,8 +18,8 @@ from toolgym.envs.sql.tasks import sql_literal, sql_tasks
 from toolgym.envs.sql.tool import sql_tools
 from toolgym.envs.sql.verifier import ExecutionMatchVerifier
 from toolgym.envs.tasks import Task
-from toolgym.sandbox.docker import SandboxSpec
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import ToolCall, ToolSet, render_tool_call
 
 IMAGE = "toolgym/sql:latest"
@@ -70,7 +70,7 @@ class SQLEnv(ToolEnv):
         seed: int = 0,
         per_template: int = 10,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         tool_timeout_s: float = 5.0,
         max_rows: int = 50,
         system_prompt: str | None = SYSTEM_PROMPT,

@@ -29,9 +29,9 @@ from toolgym.envs.web.tasks import web_tasks
 from toolgym.envs.web.tools import web_tools
 from toolgym.envs.web.verifier import PageStateVerifier
 from toolgym.sandbox.base import Sandbox
-from toolgym.sandbox.docker import SandboxSpec
 from toolgym.sandbox.limits import Limits
-from toolgym.sandbox.pool import SandboxPool
+from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import ToolCall, render_tool_call
 
 WEB_LIMITS = Limits(timeout_s=60.0, memory_mb=1536, pids=512)
@@ -82,7 +82,7 @@ class WebEnv(ToolEnv):
         width: int = 800,
         height: int = 600,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxPool | None = None,
+        pool: SandboxProvider | None = None,
         tool_timeout_s: float = 30.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,
