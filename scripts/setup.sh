@@ -118,7 +118,7 @@ step_venv() {
   say "venv: installing requirements.lock ($(grep -c '^[a-z0-9]' requirements.lock) packages, hashes checked)"
   "$VENV/bin/python" -m pip install -q --require-hashes -r requirements.lock
   say "venv: installing toolgym (editable, no dependency resolution)"
-  "$VENV/bin/python" -m pip install -q --no-deps -e .
+  "$VENV/bin/python" -m pip install -q --no-deps --no-build-isolation -e .
   # A dependency added to pyproject.toml but not to the lock shows up here.
   local unmet
   unmet=$("$VENV/bin/python" - <<'PY'

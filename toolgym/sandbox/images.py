@@ -37,11 +37,12 @@ from pathlib import Path
 
 import docker.errors
 
-import toolgym
 from toolgym.errors import ConfigError, ImageNotFound, SandboxError
 from toolgym.sandbox.docker_client import docker_client
 
 DOCKER_DIR_ENV = "TOOLGYM_DOCKER_DIR"
+PACKAGED_DIR = "_docker"
+"""Where a wheel keeps ``docker/``, inside the ``toolgym`` package."""
 REPOSITORY = "toolgym"
 BASE_NAME = "base"
 LABEL_NAME = "toolgym.image.name"
@@ -82,19 +83,29 @@ class BuildResult:
 def docker_dir() -> Path:
     """Return the folder that holds one sub-folder per image.
 
-    ``$TOOLGYM_DOCKER_DIR`` when set, else ``docker/`` next to the ``toolgym``
-    package (toolgym is installed editable from a checkout).
+    ``$TOOLGYM_DOCKER_DIR`` when set; else ``toolgym/_docker/``, where an
+    installed wheel carries the repository's ``docker/`` (pyproject.toml's
+    force-include); else ``docker/`` of the checkout the package is imported
+    from (an editable install). The hashes, and so the tags, are the same from
+    any of them: they cover the files' paths inside the folder, not its place.
 
     Raises:
         ConfigError: the folder does not exist.
     """
     override = os.environ.get(DOCKER_DIR_ENV)
-    path = Path(override) if override else Path(toolgym.__file__).resolve().parents[1] / "docker"
+    if override:
+        path = Path(override)
+    else:
+        package = Path(__file__).resolve().parents[1]
+        path = package / PACKAGED_DIR
+        if not path.is_dir():
+            path = package.parent / "docker"
     if not path.is_dir():
         where = f"${DOCKER_DIR_ENV}={override}" if override else f"{path} (next to the package)"
         raise ConfigError(
-            f"No sandbox image folder at {where}. Install toolgym editable from a checkout "
-            f"(`pip install -e .`) or set {DOCKER_DIR_ENV} to the docker/ folder of one."
+            f"No sandbox image folder at {where}: this install of toolgym lacks its image "
+            f"build contexts. Reinstall it (a wheel carries them as toolgym/{PACKAGED_DIR}/), "
+            f"or set {DOCKER_DIR_ENV} to the docker/ folder of a checkout."
         )
     return path
 
@@ -189,8 +200,8 @@ def resolve_image(name_or_tag: str, base: str | None = None) -> str:
     last build (``toolgym/<name>:latest``), else the default base. ``"base"``
     is the bootstrapped base. Anything else (``"toolgym/python:latest"``,
     ``"python:3.12-slim"``) is a Docker reference, returned when it exists.
-    Without a ``docker/`` folder (toolgym not installed from a checkout), a
-    bare name resolves to ``toolgym/<name>:latest``.
+    Without an image folder (an install that lacks them), a bare name
+    resolves to ``toolgym/<name>:latest``.
 
     Raises:
         ImageNotFound: no such image, or it is out of date; the message names

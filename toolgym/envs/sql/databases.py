@@ -31,7 +31,7 @@ def generator() -> ModuleType:
     """The generator module, loaded from ``docker/sql/``.
 
     Raises:
-        ConfigError: toolgym is not installed from a checkout (no ``docker/`` folder).
+        ConfigError: no image folder (see :func:`toolgym.sandbox.images.docker_dir`).
     """
     path = image_folder(IMAGE) / GENERATOR
     if not path.is_file():
