@@ -243,3 +243,23 @@ def test_a_checkpoint_keeps_the_samplers_seed_counter(tiny_dir: Path, tmp_path: 
     # before the fix the resumed agent started again at seed + 0, replaying old draws
     assert second.agent.stats.calls == calls
     second.agent.close()
+
+
+def test_the_mismatch_metrics_cover_every_mini_batch(tiny_dir: Path, tmp_path: Path) -> None:
+    groups = synthetic_groups(tiny_dir, 2, 4, seed=3)
+    cfg = grpo_config(tmp_path, tiny_dir, num_mini_batches=4, micro_batch_size=2)
+    policy = load_policy(cfg.model)
+    batch = _batch(tiny_dir, groups, policy)
+    shift = torch.linspace(0.1, 0.8, len(batch))[:, None]  # row i: the sampler is off by shift_i
+    behaviour = torch.where(batch.loss_mask, batch.behaviour_logprobs - shift, 0.0)
+    batch = dataclasses.replace(batch, behaviour_logprobs=behaviour)
+    sgd = torch.optim.SGD(policy.trainable_parameters(), lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
+    out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+    tokens = batch.loss_mask.sum(-1, keepdim=True).float()
+    # over the whole batch, before any update; before the fix: the first mini-batch's 2 rows
+    assert out["mismatch_abs_mean"] == pytest.approx(float((shift * tokens).sum() / tokens.sum()),
+                                                     rel=1e-4)
+    assert out["mismatch_ratio_mean"] == pytest.approx(
+        float((shift.exp() * tokens).sum() / tokens.sum()), rel=1e-4)
+    assert out["mismatch_abs_max"] == pytest.approx(0.8, rel=1e-4)

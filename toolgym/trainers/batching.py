@@ -58,8 +58,10 @@ class Batch:
             kept trajectories (a trajectory may give several samples).
         turn_index: ``LongTensor[N, T]``, the turn each action token belongs to
             (-1 elsewhere): where a turn ends, for per-turn rewards (PPO).
-        old_logprobs: ``Tensor[N, T]``, the proximal policy's log-probs, filled
-            in by the trainer before an update that needs them (TIS); else None.
+        old_logprobs: ``Tensor[N, T]``, the proximal (pre-update) policy's
+            log-probs, filled in by the trainer before an update that centres
+            the ratio on them (TIS) or splits the batch into mini-batches (the
+            mismatch metric); else None.
         ref_logprobs: ``Tensor[N, T]``, the reference policy's, when a KL term needs them.
         old_values: ``Tensor[N, T]``, the value head's ``V(s_t)`` before the
             update (PPO's value clipping); None without a critic.

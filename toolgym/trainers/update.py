@@ -100,13 +100,17 @@ def evaluating(model: torch.nn.Module) -> Iterator[None]:
 @torch.no_grad()
 def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig, *,
                         reference: bool | None = None) -> Batch:
-    """Fill ``old_logprobs`` (TIS) and ``ref_logprobs`` (KL) before the update starts.
+    """Fill ``old_logprobs`` and ``ref_logprobs`` (KL) before the update starts.
 
     In eval mode: these are the policies' log-probs as the sampler sees them,
-    not one dropout draw of them. ``reference`` (default: a KL term in the loss
-    needs them) computes only the reference's, for the KL in the reward.
+    not one dropout draw of them. The old (pre-update) ones are needed when the
+    ratio is centred on them (TIS, ``recompute_old_logprobs``), and for the
+    sampler/trainer mismatch of a batch split into several mini-batches (after
+    the first optimiser step the policy is no longer the one that sampled).
+    ``reference`` (default: a KL term in the loss needs them) computes only the
+    reference's, for the KL in the reward.
     """
-    need_old = recomputes_old(config) and reference is None
+    need_old = (recomputes_old(config) or config.num_mini_batches > 1) and reference is None
     need_ref = _kl_in_loss(config) if reference is None else reference
     if not (need_old or need_ref) or len(batch) == 0:
         return batch
@@ -170,7 +174,8 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
                 value: ValueTerm | None = None, *,
                 first_step: bool = False) -> tuple[Tensor, dict[str, float]]:
     """Loss of one micro-batch (its share of the mini-batch's, by ``mb.loss_weights``) and
-    its sums; on the update's first optimiser step also the sampler/trainer mismatch."""
+    its sums; with ``first_step`` also the sampler/trainer mismatch (the first optimiser
+    step of a one-mini-batch update sees the whole batch under the sampling weights)."""
     mask, weights = mb.loss_mask, mb.loss_weights
     kwargs: dict[str, Any] = {**_processing(config), "entropy_mask": mask}
     if value is None:
@@ -255,6 +260,9 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
     """
     batch = precompute_logprobs(policy, batch, config)
     totals: dict[str, float] = defaultdict(float)
+    pre_update = batch.old_logprobs  # the whole batch's, before any step: the mismatch from it
+    if pre_update is not None:
+        totals.update(mismatch_sums(pre_update, batch.behaviour_logprobs, batch.loss_mask))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
     for mini_index in _mini_batches(len(batch), config, generator):
@@ -265,7 +273,7 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
         optimizer.zero_grad(set_to_none=True)
         for idx in index_chunks(torch.arange(len(mini)), config.micro_batch_size):
             loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config, value,
-                                     first_step=steps == 0)
+                                     first_step=steps == 0 and pre_update is None)
             loss.backward()
             for key, amount in sums.items():
                 totals[key] = max(totals[key], amount) if key == MISMATCH_MAX else (
