@@ -25,22 +25,22 @@ import torch
 
 import toolgym  # noqa: F401 - registers the built-in envs
 from toolgym.agents import HFAgent, SamplingParams
-from toolgym.envs import make_async
+from toolgym.envs import EnvFactory
 from toolgym.rollout import Trajectory
 from toolgym.rollout.episode import run_episode
-from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.sandbox.provider import SandboxConfig
 from toolgym.trainers.advantages import grpo_advantages
 from toolgym.trainers.batching import build_batch
 from toolgym.trainers.logprobs import token_logprobs
 from toolgym.trainers.losses import masked_mean, policy_loss
 
 
-async def play_groups(env_id: str, agent: HFAgent, pool: SandboxPool, task_ids: list[str],
+async def play_groups(envs: EnvFactory, agent: HFAgent, task_ids: list[str],
                       group_size: int, seed: int) -> list[Trajectory]:
     """``group_size`` episodes of every task, all at once; one group id per task."""
 
     async def episode(task_id: str, index: int) -> Trajectory:
-        env = make_async(env_id, pool=pool, split="train")  # cheap: the sandbox comes from pool
+        env = envs.make()  # cheap: the sandbox comes from the factory's warm pool
         try:
             return await run_episode(env, agent, chat=agent.chat, task_id=task_id,
                                      seed=seed + index, group_id=task_id)
@@ -82,14 +82,12 @@ async def main(args: argparse.Namespace) -> None:
     agent = HFAgent(args.model, sampling=SamplingParams(temperature=1.0, max_new_tokens=64),
                     seed=args.seed, max_batch=args.tasks * args.group_size)
     optimizer = torch.optim.AdamW(agent.model.parameters(), lr=args.lr)
-    probe = make_async(args.env)  # only asked for its task list and sandbox spec
-    train_ids = probe.unwrapped.tasks.split("train").ids()
-    pool = SandboxPool(probe.unwrapped.sandbox_spec, PoolConfig(size=8, max_size=32))
-    await probe.aclose()
-    async with pool:
+    sandboxes = SandboxConfig(backend=args.sandbox_backend, pool_size=8, max_size=32)
+    async with EnvFactory(args.env, sandbox=sandboxes, split="train") as envs:
+        train_ids = envs.task_ids()  # described once: no env built per question
         for step in range(1, args.steps + 1):
             task_ids = random.sample(train_ids, args.tasks)
-            trajectories = await play_groups(args.env, agent, pool, task_ids, args.group_size,
+            trajectories = await play_groups(envs, agent, task_ids, args.group_size,
                                              seed=args.seed * 100_000 + step * 1000)
             stats = grpo_step(agent, optimizer, trajectories)
             success = sum(t.outcome == "success" for t in trajectories) / len(trajectories)
@@ -106,4 +104,5 @@ if __name__ == "__main__":
     parser.add_argument("--group-size", type=int, default=8, help="episodes per task")
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--sandbox-backend", default="docker", help="docker, local (bubblewrap)")
     asyncio.run(main(parser.parse_args()))

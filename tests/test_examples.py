@@ -11,8 +11,8 @@ import torch
 from tests.helpers.tiny_model import build_tiny_model
 from tests.trainers.conftest import synthetic_groups
 from toolgym.agents import HFAgent, SamplingParams
-from toolgym.envs import make_async
-from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.envs import EnvFactory
+from toolgym.sandbox.provider import SandboxConfig
 from toolgym.trainers.logprobs import token_logprobs
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "grpo_minimal.py"
@@ -82,12 +82,10 @@ async def test_play_groups_runs_group_size_episodes_per_task_in_sandboxes(
         model_dir: Path, python_image: str) -> None:
     example = load_example()
     agent = HFAgent(model_dir, sampling=SamplingParams(max_new_tokens=8), seed=0)
-    probe = make_async("toolgym/Calculator-v0")
-    task_ids = probe.unwrapped.tasks.split("train").ids()[:3]
-    async with SandboxPool(probe.unwrapped.sandbox_spec, PoolConfig(size=2, max_size=6)) as pool:
-        trajectories = await example.play_groups("toolgym/Calculator-v0", agent, pool,
-                                                 task_ids, group_size=2, seed=0)
-    await probe.aclose()
+    sandboxes = SandboxConfig(pool_size=2, max_size=6)
+    async with EnvFactory("toolgym/Calculator-v0", sandbox=sandboxes, split="train") as envs:
+        task_ids = envs.task_ids()[:3]
+        trajectories = await example.play_groups(envs, agent, task_ids, group_size=2, seed=0)
     await agent.aclose()
     assert sorted(t.group_id for t in trajectories) == sorted(task_ids * 2)
     assert all(t.task_id == t.group_id and t.trainable for t in trajectories)

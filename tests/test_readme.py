@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 from pathlib import Path
 
 import gymnasium
@@ -32,3 +34,11 @@ def test_register_your_own_environment_example_runs_verbatim(capsys):
     finally:
         gymnasium.registry.pop("mylab/WordCount-v0", None)
     assert capsys.readouterr().out.strip() == "3 notes.txt 1.0 success"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                    reason="bubblewrap not installed (CI installs it)")
+def test_sandbox_backends_example_runs_verbatim(capsys):
+    code = section_code("Sandbox backends")
+    exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    assert capsys.readouterr().out.strip() == "local 1.0 success"

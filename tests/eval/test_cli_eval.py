@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,6 +75,19 @@ def test_eval_oracle_from_the_command_line(tmp_path: Path) -> None:
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pass_at_k"] == {"1": 1.0, "2": 1.0}
     assert [r["task_id"] for r in summary["tasks"]] == ["HumanEval/0", "HumanEval/1"]
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                    reason="bubblewrap not installed (CI installs it)")
+def test_eval_on_the_local_backend_and_a_misspelt_one(tmp_path: Path) -> None:
+    args = ["eval", "--env", "toolgym/Calculator-v0", "--agent", "oracle", "--tasks", "3",
+            "--split", "test", "--sandbox-backend", "local", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "summary.json").read_text())["pass_at_k"] == {"1": 1.0}
+    args[args.index("local")] = "lokal"
+    result = CliRunner().invoke(app, [*args[:-1], str(tmp_path / "other")])
+    assert result.exit_code == 1 and "Did you mean 'local'" in result.output
 
 
 @pytest.mark.docker

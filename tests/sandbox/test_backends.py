@@ -3,6 +3,7 @@ and the two providers (warm pool, on demand) on bubblewrap sandboxes."""
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import sys
@@ -10,14 +11,20 @@ import sys
 import pytest
 
 from tests.helpers import counting_backend
-from toolgym.errors import ConfigError
-from toolgym.sandbox import backends
+from toolgym.errors import ConfigError, SandboxUnavailable
+from toolgym.sandbox import backends, cleanup
 from toolgym.sandbox.backends import backend_names, get_backend, register_backend
 from toolgym.sandbox.base import Sandbox
+from toolgym.sandbox.docker import DockerSandbox
 from toolgym.sandbox.limits import Limits
 from toolgym.sandbox.local import LocalBackend
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
-from toolgym.sandbox.provider import OnDemandSandboxes, SandboxProvider
+from toolgym.sandbox.provider import (
+    OnDemandSandboxes,
+    SandboxConfig,
+    SandboxProvider,
+    build_provider,
+)
 from toolgym.sandbox.spec import SandboxSpec
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
@@ -106,3 +113,26 @@ async def test_local_backend_refuses_what_it_cannot_honour():
         await LocalBackend().acreate(SandboxSpec(service=("sleep", "1")))
     with pytest.raises(ConfigError, match="work dir is /work"):
         await LocalBackend().acreate(SandboxSpec(workdir="/home/agent"))
+
+
+@pytest.mark.docker
+async def test_docker_backend_starts_and_reaps_on_the_host_it_names(spec):
+    host = "unix:///var/run/docker.sock"  # the same daemon, named explicitly
+    provider = build_provider(spec, SandboxConfig(host=host, pool_size=1, max_size=1))
+    assert isinstance(provider, SandboxPool) and provider.backend.host == host
+    async with provider as pool:
+        sb = await pool.acquire()
+        assert isinstance(sb, DockerSandbox) and sb.host == host
+        assert (await sb.aexec("echo hi")).stdout == "hi\n"
+        await pool.release(sb)
+    assert sb.id not in [c.id for c in cleanup.list_containers()]
+    with pytest.raises(ConfigError, match="'local' does not take"):
+        build_provider(spec, SandboxConfig(backend="local", host=host))
+
+
+@pytest.mark.docker
+@pytest.mark.filterwarnings("ignore::ResourceWarning")
+async def test_a_host_where_no_daemon_answers_is_named_in_the_error(spec):
+    with pytest.raises(SandboxUnavailable, match="No Docker daemon answers at tcp://127.0.0.1:9"):
+        await get_backend("docker", host="tcp://127.0.0.1:9").acreate(spec)
+    gc.collect()  # docker-py leaks the failed connection's socket

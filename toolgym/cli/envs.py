@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -11,39 +11,35 @@ from rich.table import Table
 
 from toolgym.errors import ToolgymError
 
+if TYPE_CHECKING:
+    from toolgym.envs.factory import EnvFactory
+
 app = typer.Typer(help="List and inspect the registered tool environments.", no_args_is_help=True)
 console = Console(highlight=False)
 
 
-def _describe(env_id: str) -> dict[str, object]:
-    import gymnasium
-
-    from toolgym.envs import spec
-
-    env_spec = spec(env_id)
-    env = gymnasium.make(env_id, disable_env_checker=True).unwrapped
-    try:
-        return {
-            "id": env_id,
-            "entry point": env_spec.entry_point,
-            "tools": ", ".join(env.tools),  # type: ignore[attr-defined]
-            "tasks": len(env.tasks),  # type: ignore[attr-defined]
-            "image": sandbox.image if (sandbox := getattr(env, "sandbox_spec", None)) else "-",
-            "max turns": env_spec.max_episode_steps,
-            "kwargs": env_spec.kwargs,
-        }
-    finally:
-        env.close()
+def _describe(envs: EnvFactory) -> dict[str, object]:
+    sandbox, tools = envs.sandbox_spec, envs.tools
+    return {
+        "id": envs.env_id,
+        "entry point": envs.env_spec.entry_point,
+        "tools": ", ".join(tools) if tools is not None else "-",
+        "tasks": len(envs.tasks),
+        "image": sandbox.image if sandbox is not None else "-",
+        "max turns": envs.env_spec.max_episode_steps,
+        "kwargs": envs.env_spec.kwargs,
+    }
 
 
 @app.command("list")
 def list_envs() -> None:
     """Every registered toolgym environment: id, tools, number of tasks, image."""
     from toolgym.envs import env_ids
+    from toolgym.envs.factory import EnvFactory
 
     table = Table("id", "tools", "tasks", "image", "max turns")
     for env_id in env_ids():
-        d = _describe(env_id)
+        d = _describe(EnvFactory(env_id))
         table.add_row(
             env_id, str(d["tools"]), str(d["tasks"]), str(d["image"]), str(d["max turns"])
         )
@@ -55,19 +51,18 @@ def show(env_id: Annotated[str, typer.Argument(help="e.g. toolgym/HumanEval-v0")
     """Everything about one environment, with its tool schemas."""
     import json
 
-    import gymnasium
+    from toolgym.envs.factory import EnvFactory
 
     try:
-        d = _describe(env_id)
+        envs = EnvFactory(env_id)
+        d = _describe(envs)
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(1) from None
     for key, value in d.items():
         console.print(f"[bold]{key}:[/bold] {value}")
-    env = gymnasium.make(env_id, disable_env_checker=True).unwrapped
     console.print("[bold]tool schemas:[/bold]")
-    console.print(json.dumps(env.tools.schemas(), indent=2))  # type: ignore[attr-defined]
-    env.close()
+    console.print(json.dumps(envs.tools.schemas() if envs.tools else [], indent=2))
 
 
 def check_env(

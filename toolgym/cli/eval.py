@@ -165,6 +165,9 @@ def eval_command(
     device: Annotated[str | None, typer.Option(help="hf: torch device, e.g. cuda.")] = None,
     episode_timeout: Annotated[float, typer.Option(
         help="Seconds before an episode is dropped as an infra error.")] = 600.0,
+    sandbox_backend: Annotated[str, typer.Option(
+        help="Who starts the sandboxes: docker, local (bubblewrap: envs whose tools need "
+             "only python3), or a backend a plugin registered.")] = "docker",
 ) -> None:
     """Evaluate an agent on an environment: pass@k, per-task results and an HTML report."""
     from toolgym.agents.base import SamplingParams
@@ -186,7 +189,8 @@ def eval_command(
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
                                     reasoning=reasoning, tool_choice=tool_choice,
-                                    episode_timeout=episode_timeout))
+                                    episode_timeout=episode_timeout,
+                                    sandbox_backend=sandbox_backend))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
         raise typer.Exit(1) from None
@@ -200,8 +204,9 @@ def eval_command(
 async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
                 concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
                 api_key: str | None, device: str | None, token_ids: bool, reasoning: str,
-                tool_choice: str | None, episode_timeout: float) -> Any:
+                tool_choice: str | None, episode_timeout: float, sandbox_backend: str) -> Any:
     from toolgym.eval.run import evaluate, list_task_ids
+    from toolgym.sandbox.provider import SandboxConfig
 
     task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
     agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
@@ -222,6 +227,7 @@ async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: 
             return await evaluate(env_id, agent, samples=samples, concurrency=concurrency,
                                   out_dir=out, task_ids=task_ids, split=split, agent_name=name,
                                   chat=chat, seed=seed, episode_timeout_s=episode_timeout,
+                                  sandbox=SandboxConfig(backend=sandbox_backend),
                                   progress=progress)
     finally:
         await agent.aclose()

@@ -8,6 +8,7 @@ come through the ``toolgym.envs`` entry-point group (see ``registration.py``).
 from gymnasium import register
 
 from toolgym.envs.base import ToolEnv, Verifier
+from toolgym.envs.factory import EnvDescription, EnvFactory
 from toolgym.envs.outcome import Outcome, Score, episode_outcome
 from toolgym.envs.registration import env_ids, load_plugins, make, make_async, spec
 from toolgym.envs.tasks import Task, TaskSource
@@ -28,6 +29,8 @@ register(id="toolgym/KeyChain-v0", entry_point="toolgym.envs.keychain.env:KeyCha
          max_episode_steps=5, kwargs={"split": "train"})
 
 __all__ = [
+    "EnvDescription",
+    "EnvFactory",
     "Outcome",
     "Score",
     "Task",

@@ -18,7 +18,6 @@ re-run retries them, since they carry no signal about the agent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -29,17 +28,13 @@ from typing import Any
 
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
-from toolgym.envs.base import ToolEnv
-from toolgym.envs.registration import make_async
-from toolgym.envs.tasks import TaskSource
+from toolgym.envs.factory import EnvFactory
 from toolgym.errors import ConfigError, ToolgymError
 from toolgym.eval.metrics import INFRA_ERROR, EvalSummary, summarize
 from toolgym.eval.report import write_report
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
 from toolgym.rollout.trajectory import Trajectory, read_jsonl, write_jsonl
-from toolgym.sandbox.pool import PoolConfig, SandboxPool
-from toolgym.sandbox.provider import SandboxProvider
-from toolgym.sandbox.spec import SandboxSpec
+from toolgym.sandbox.provider import SandboxConfig, SandboxProvider
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +62,7 @@ async def evaluate(
     agent_name: str | None = None,
     chat: ChatTokenizer | None = None,
     pool: SandboxProvider | None = None,
+    sandbox: SandboxConfig | None = None,
     seed: int = 0,
     episode_timeout_s: float = 600.0,
     env_kwargs: dict[str, Any] | None = None,
@@ -84,8 +80,10 @@ async def evaluate(
         split: Task split (e.g. ``"test"``); None: all tasks.
         agent_name: How the summary and report name the agent (default: its class).
         chat: Tokenizer for token-in/token-out prompts (an ``HFAgent``'s ``.chat``).
-        pool: Sandboxes to use; default: a pool of the env's sandbox spec, sized
-            to ``concurrency``, started only if there is work left.
+        pool: Sandboxes to use (the caller starts and closes them); default: the
+            provider ``sandbox`` asks for, sized to ``concurrency`` and the episodes
+            left, started only if there is work left.
+        sandbox: The ``sandbox:`` section (backend, pool sizes); default: a Docker pool.
         seed: Sample ``s`` of a task runs with seed ``seed + s``.
         episode_timeout_s: A longer episode is dropped (counted as ``infra_error``).
         env_kwargs: Extra arguments of the env's constructor.
@@ -100,7 +98,8 @@ async def evaluate(
     """
     if samples < 1 or concurrency < 1:
         raise ConfigError(f"samples and concurrency must be >= 1, got {samples}, {concurrency}")
-    ids, spec = await _env_facts(env_id, task_ids, split, env_kwargs or {})
+    envs = EnvFactory(env_id, provider=pool, sandbox=sandbox, **(env_kwargs or {}))
+    ids = await _checked_ids(envs, task_ids, split)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     name = agent_name or type(agent).__name__
@@ -113,8 +112,11 @@ async def evaluate(
     start, stats = time.perf_counter(), {}
     try:
         if todo:
-            stats = await _run(config, agent, chat, pool or spec, todo, out / TRAJECTORIES,
-                               progress)
+            try:
+                await envs.astart(concurrency, episodes=len(todo))
+                stats = await _run(config, agent, chat, envs, todo, out / TRAJECTORIES, progress)
+            finally:
+                await envs.aclose()
     finally:  # on cancellation too: the summary and report cover what finished
         extra = {"split": split, "seed": seed, "run_wall_s": time.perf_counter() - start,
                  "run_episodes": len(todo), "rollout_stats": stats}
@@ -129,53 +131,45 @@ async def list_task_ids(env_id: str, split: str | None = None) -> list[str]:
         UnknownEnv: no such env.
         ConfigError: the env has no task in ``split``.
     """
-    return (await _env_facts(env_id, None, split, {}))[0]
+    return await _checked_ids(EnvFactory(env_id), None, split)
 
 
-async def _env_facts(env_id: str, task_ids: Sequence[str] | None, split: str | None,
-                     env_kwargs: dict[str, Any]) -> tuple[list[str], SandboxSpec | None]:
-    """The task ids to run (checked) and the env's sandbox spec, from an env never reset."""
-    env = make_async(env_id, **env_kwargs)
-    try:
-        inner = env.unwrapped
-        tasks: TaskSource = inner.tasks.split(split) if split else inner.tasks
-        ids = list(task_ids) if task_ids is not None else list(tasks.ids())
-        for task_id in ids:
-            tasks.get(task_id)  # raises UnknownTask with close matches
-        if len(set(ids)) != len(ids):
-            raise ConfigError("task_ids has duplicates; use samples= for repeated episodes")
-        return ids, inner.sandbox_spec if isinstance(inner, ToolEnv) else None
-    finally:
-        await env.aclose()
+async def _checked_ids(envs: EnvFactory, task_ids: Sequence[str] | None,
+                       split: str | None) -> list[str]:
+    """The task ids to run: ``task_ids`` checked against ``split``'s, or all of them."""
+    tasks = (await envs.adescribe()).tasks
+    tasks = tasks.split(split) if split else tasks
+    ids = list(task_ids) if task_ids is not None else list(tasks.ids())
+    for task_id in ids:
+        tasks.get(task_id)  # raises UnknownTask with close matches
+    if len(set(ids)) != len(ids):
+        raise ConfigError("task_ids has duplicates; use samples= for repeated episodes")
+    return ids
 
 
 async def _run(config: RolloutConfig, agent: Agent, chat: ChatTokenizer | None,
-               sandboxes: SandboxProvider | SandboxSpec | None, todo: list[Pair], path: Path,
+               envs: EnvFactory, todo: list[Pair], path: Path,
                progress: Progress | None) -> dict[str, int]:
     """Run the pairs through a RolloutManager, appending each trajectory as it ends."""
-    async with contextlib.AsyncExitStack() as stack:
-        pool = sandboxes if not isinstance(sandboxes, SandboxSpec) else (
-            await stack.enter_async_context(SandboxPool(sandboxes, PoolConfig(
-                size=min(len(todo), config.concurrency, 16), max_size=config.concurrency))))
-        manager = RolloutManager(config, agent, chat=chat, pool=pool)
-        finished = 0
+    manager = RolloutManager(config, agent, chat=chat, envs=envs)
+    finished = 0
 
-        async def one(task_id: str, sample: int) -> None:
-            nonlocal finished
-            traj = await _episode(manager, task_id, sample)
-            write_jsonl(path, [traj])
-            finished += 1
-            if progress is not None:
-                progress(finished, len(todo), traj)
+    async def one(task_id: str, sample: int) -> None:
+        nonlocal finished
+        traj = await _episode(manager, task_id, sample)
+        write_jsonl(path, [traj])
+        finished += 1
+        if progress is not None:
+            progress(finished, len(todo), traj)
 
-        runs = [asyncio.ensure_future(one(t, s)) for t, s in todo]
-        try:
-            await asyncio.gather(*runs)
-        finally:
-            for run in runs:
-                run.cancel()
-            await asyncio.gather(*runs, return_exceptions=True)
-        return dict(manager.stats)
+    runs = [asyncio.ensure_future(one(t, s)) for t, s in todo]
+    try:
+        await asyncio.gather(*runs)
+    finally:
+        for run in runs:
+            run.cancel()
+        await asyncio.gather(*runs, return_exceptions=True)
+    return dict(manager.stats)
 
 
 async def _episode(manager: RolloutManager, task_id: str, sample: int) -> Trajectory:

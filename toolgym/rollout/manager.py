@@ -25,13 +25,12 @@ from typing import Any
 
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
-from toolgym.envs.registration import make_async
+from toolgym.envs.factory import EnvFactory
 from toolgym.errors import ConfigError, ReplayDiverged
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory
-from toolgym.sandbox.pool import PoolConfig, SandboxPool
-from toolgym.sandbox.provider import SandboxProvider
+from toolgym.sandbox.provider import SandboxConfig, SandboxProvider
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +68,9 @@ class RolloutConfig:
     longer queue only holds groups that go stale before a trainer reaches them."""
     seed: int = 0
     env_kwargs: dict[str, Any] = field(default_factory=dict)
+    sandbox: SandboxConfig = field(default_factory=SandboxConfig)
+    """Where episodes' sandboxes come from: ``backend`` (docker, local, a plugin's),
+    ``pool_size`` and ``max_size`` of the warm pool (null: sized by ``concurrency``)."""
 
     def __post_init__(self) -> None:
         if self.stale not in ("drop", "keep"):
@@ -99,13 +101,27 @@ class RolloutManager:
         *,
         chat: ChatTokenizer | None = None,
         pool: SandboxProvider | None = None,
+        envs: EnvFactory | None = None,
         on_trajectory: Callable[[Trajectory], None] | None = None,
     ) -> None:
+        """Args:
+            config: what to run.
+            agent: who acts.
+            chat: the tokenizer of token-in/token-out prompts.
+            pool: the sandbox provider to use instead of ``config.sandbox``'s (the caller
+                starts and closes it).
+            envs: the factory to make envs with (the caller closes it); default: one of
+                ``config.env_id``, ``config.env_kwargs`` and ``pool`` or ``config.sandbox``,
+                closed by :meth:`aclose`.
+            on_trajectory: called with every finished training or evaluation episode.
+        """
         self.config = config
         self.agent = agent
         self.chat = chat
-        self.pool: SandboxProvider | None = pool
-        self._owns_pool = False
+        self._owns_envs = envs is None
+        self.envs = envs or EnvFactory(
+            config.env_id, provider=pool, sandbox=None if pool is not None else config.sandbox,
+            **config.env_kwargs)
         self.on_trajectory = on_trajectory
         self.policy_version = 0
         self.stats: Counter[str] = Counter()
@@ -116,33 +132,19 @@ class RolloutManager:
         self._producer: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[Any], int] = {}
         self._rng = random.Random(config.seed)
-        self._pool_lock = asyncio.Lock()
-        self._pool_checked = False
+        self._start_lock = asyncio.Lock()
+
+    @property
+    def pool(self) -> SandboxProvider | None:
+        """Where this manager's episodes get their sandboxes (None until the first episode,
+        and for envs that hold none)."""
+        return self.envs.provider
 
     # ----------------------------------------------------------- episodes
-    def _make_env(self) -> Any:
-        kwargs = dict(self.config.env_kwargs)
-        if self.pool is not None:
-            kwargs["pool"] = self.pool
-        return make_async(self.config.env_id, **kwargs)
-
     async def _ensure_pool(self) -> None:
-        """Without a pool given, share one warm pool among this manager's episodes
-        (closed by :meth:`aclose`). Envs that hold no sandbox need none."""
-        async with self._pool_lock:
-            if self._pool_checked:
-                return
-            self._pool_checked = True
-            if self.pool is not None:
-                return
-            env = self._make_env()  # never reset: it holds no sandbox
-            spec = getattr(env.unwrapped, "sandbox_spec", None)
-            await env.aclose()
-            if spec is not None:
-                config = PoolConfig(size=min(self.config.concurrency, 16),
-                                    max_size=self.config.concurrency)
-                self.pool = await SandboxPool(spec, config).astart()
-                self._owns_pool = True
+        """Start the factory's provider, shared by this manager's episodes, once."""
+        async with self._start_lock:
+            await self.envs.astart(self.config.concurrency)
 
     async def episode(self, task_id: str, *, seed: int | None = None,
                       group_id: str | None = None) -> Trajectory | None:
@@ -187,11 +189,10 @@ class RolloutManager:
     async def _run(self, make_agent: Callable[[], Agent], task_id: str, *, seed: int | None,
                    group_id: str | None) -> Trajectory | None:
         """One episode with a fresh env (and a fresh agent from ``make_agent`` per attempt)."""
-        if not self._pool_checked:
-            await self._ensure_pool()
+        await self._ensure_pool()
         for attempt in range(self.config.max_infra_retries + 1):
             async with self._slots:
-                env = self._make_env()
+                env = self.envs.make()
                 try:
                     # In this task, not wait_for's: on Python 3.11 wait_for runs the episode
                     # in a task of its own and, cancelled twice, leaves it running on
@@ -239,20 +240,13 @@ class RolloutManager:
             await asyncio.gather(*tasks, return_exceptions=True)
 
     # ------------------------------------------------------------ training
-    async def _task_ids(self) -> list[str]:
-        env = self._make_env()  # never reset, so it holds no sandbox
-        try:
-            tasks = env.unwrapped.tasks
-            return list(tasks.split(self.config.split).ids() if self.config.split else tasks.ids())
-        finally:
-            await env.aclose()
-
     async def start(self) -> None:
         """Start producing groups in the background (training)."""
         if self._producer is not None:
             return
         self._queue = asyncio.Queue(self.config.queue_size)
-        self._task_pool = await self._task_ids()
+        await self.envs.adescribe()
+        self._task_pool = self.envs.task_ids(self.config.split)
         self._producer = asyncio.ensure_future(self._produce())
 
     async def _produce(self) -> None:
@@ -349,6 +343,5 @@ class RolloutManager:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._producer
             self._producer = None
-        if self._owns_pool and self.pool is not None:
-            await self.pool.aclose()
-            self.pool, self._owns_pool, self._pool_checked = None, False, False
+        if self._owns_envs:
+            await self.envs.aclose()

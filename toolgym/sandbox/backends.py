@@ -118,12 +118,11 @@ def backend_names() -> list[str]:
     return sorted(_registry)
 
 
-def get_backend(name: str, **options: Any) -> SandboxBackend:
-    """A new backend named ``name``, built with ``options`` (e.g. ``host=`` for Docker).
+def check_backend_name(name: str) -> str | BackendFactory:
+    """The registry entry of ``name`` (plugins loaded).
 
     Raises:
-        ConfigError: no backend has that name (with close matches), or it rejects
-            ``options``.
+        ConfigError: no backend has that name (with close matches).
     """
     _load_plugins()
     entry = _registry.get(name)
@@ -132,6 +131,17 @@ def get_backend(name: str, **options: Any) -> SandboxBackend:
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise ConfigError(f"No sandbox backend {name!r}.{hint} Registered: "
                           f"{', '.join(sorted(_registry))}.")
+    return entry
+
+
+def get_backend(name: str, **options: Any) -> SandboxBackend:
+    """A new backend named ``name``, built with ``options``.
+
+    Raises:
+        ConfigError: no backend has that name (with close matches), or it rejects
+            ``options``.
+    """
+    entry = check_backend_name(name)
     factory = _import(entry) if isinstance(entry, str) else entry
     try:
         return factory(**options)

@@ -26,12 +26,12 @@ from toolgym.errors import ConfigError
 BUDGET_ENV = "TOOLGYM_MEMORY_BUDGET_MB"
 
 
-@functools.lru_cache(maxsize=1)
-def host_memory_mb() -> int:
-    """Memory of the machine the Docker daemon runs on, in MiB."""
+@functools.cache
+def host_memory_mb(host: str | None = None) -> int:
+    """Memory of the machine the Docker daemon (at ``host``) runs on, in MiB."""
     from toolgym.sandbox.docker_client import docker_client  # the SDK only where Docker is used
 
-    return int(docker_client().info()["MemTotal"]) >> 20
+    return int(docker_client(host).info()["MemTotal"]) >> 20
 
 
 def machine_memory_mb() -> int:

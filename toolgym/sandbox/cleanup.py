@@ -26,6 +26,7 @@ from toolgym.sandbox.docker_client import docker_client
 
 _hook_lock = threading.Lock()
 _hook_installed = False
+_hook_hosts: set[str | None] = set()
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,10 @@ class ContainerInfo:
     owner_alive: bool
 
 
-def _find(label_filter: str) -> list[dict[str, Any]]:
+def _find(label_filter: str, host: str | None = None) -> list[dict[str, Any]]:
     """Container summaries (id, labels, state) from one list call: no per-container
     inspect, so containers removed meanwhile by someone else cause no errors."""
-    return docker_client().api.containers(all=True, filters={"label": label_filter})
+    return docker_client(host).api.containers(all=True, filters={"label": label_filter})
 
 
 def list_containers() -> list[ContainerInfo]:
@@ -61,8 +62,8 @@ def list_containers() -> list[ContainerInfo]:
     ]
 
 
-def _remove_all(ids: list[str]) -> int:
-    api = docker_client().api
+def _remove_all(ids: list[str], host: str | None = None) -> int:
+    api = docker_client(host).api
     removed = 0
     for cid in ids:
         try:
@@ -76,36 +77,40 @@ def _remove_all(ids: list[str]) -> int:
     return removed
 
 
-def reap_orphans() -> int:
-    """Remove containers whose owner process is dead on this host.
+def reap_orphans(host: str | None = None) -> int:
+    """Remove containers (on the daemon at ``host``) whose owner process is provably dead.
 
     Returns:
         how many containers were removed.
     """
     return _remove_all(
-        [c["Id"] for c in _find("toolgym.owner.pid") if not owner.owner_alive(c["Labels"])]
+        [c["Id"] for c in _find("toolgym.owner.pid", host) if not owner.owner_alive(c["Labels"])],
+        host,
     )
 
 
-def remove_run(run_id: str = owner.RUN_ID) -> int:
+def remove_run(run_id: str = owner.RUN_ID, host: str | None = None) -> int:
     """Remove every container labelled with ``run_id`` (default: this process's)."""
-    return _remove_all([c["Id"] for c in _find(f"toolgym.owner.run={run_id}")])
+    return _remove_all([c["Id"] for c in _find(f"toolgym.owner.run={run_id}", host)], host)
 
 
-def register_exit_hook() -> None:
-    """Make interpreter exit remove this process's containers (idempotent)."""
+def register_exit_hook(host: str | None = None) -> None:
+    """Make interpreter exit remove this process's containers on ``host``'s daemon
+    (idempotent)."""
     global _hook_installed
     with _hook_lock:
+        _hook_hosts.add(host)
         if not _hook_installed:
             atexit.register(_exit_hook)
             _hook_installed = True
 
 
 def _exit_hook() -> None:
-    try:
-        remove_run()
-    except Exception:  # noqa: BLE001 - best effort at exit; the reaper is the backstop
-        pass
+    for host in list(_hook_hosts):
+        try:
+            remove_run(host=host)
+        except Exception:  # noqa: BLE001 - best effort at exit; the reaper is the backstop
+            pass
 
 
 def exit_on_sigterm() -> None:

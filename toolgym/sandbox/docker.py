@@ -39,7 +39,7 @@ import docker.errors
 from toolgym.errors import ImageNotFound, SandboxCrashed
 from toolgym.sandbox import cleanup, owner
 from toolgym.sandbox.base import AGENT_UID, PLATFORM_DIR, ExecResult
-from toolgym.sandbox.budget import MemoryBudget, global_budget, host_memory_mb
+from toolgym.sandbox.budget import MemoryBudget, global_budget, host_budget, host_memory_mb
 from toolgym.sandbox.channel import (
     ONE_SHOT_SOURCE,
     SUPERVISOR_SOURCE,
@@ -155,17 +155,20 @@ class DockerSandbox(SupervisedSandbox):
         'hi\\n'
     """
 
-    def __init__(self, container: Any, spec: SandboxSpec) -> None:
+    def __init__(self, container: Any, spec: SandboxSpec, host: str | None = None) -> None:
         super().__init__(container.id, spec.limits, spec.workdir, spec.wipe)
         self.container = container
         self.spec = spec
+        self.host = host
+        """The daemon it runs on (None: ``DOCKER_HOST`` or the local socket)."""
 
     # ---------------------------------------------------------------- life cycle
     @classmethod
     async def acreate(
-        cls, spec: SandboxSpec | None = None, *, labels: Mapping[str, str] | None = None
+        cls, spec: SandboxSpec | None = None, *, labels: Mapping[str, str] | None = None,
+        host: str | None = None,
     ) -> DockerSandbox:
-        """Start a container for ``spec`` and its supervisor.
+        """Start a container for ``spec`` and its supervisor, on the daemon at ``host``.
 
         Raises:
             ImageNotFound: the image is not built.
@@ -173,9 +176,9 @@ class DockerSandbox(SupervisedSandbox):
             SandboxCrashed: the container started but its supervisor did not.
         """
         spec = spec or SandboxSpec()
-        client = docker_client()
+        client = docker_client(host)
         all_labels = {**owner.labels(), "toolgym.image": spec.image, **(labels or {})}
-        cleanup.register_exit_hook()
+        cleanup.register_exit_hook(host)
         options = container_options(spec, all_labels)
 
         def start() -> Any:  # create + start: unlike run(), never tries to pull
@@ -196,7 +199,7 @@ class DockerSandbox(SupervisedSandbox):
             # The thread goes on and will start the container: remove it when it does.
             starting.add_done_callback(_remove_when_started)
             raise
-        sandbox = cls(container, spec)
+        sandbox = cls(container, spec, host)
         try:
             await sandbox._ensure_channel()
         except BaseException:
@@ -218,7 +221,7 @@ class DockerSandbox(SupervisedSandbox):
 
     # ------------------------------------------------------------------- channel
     async def _open_channel(self) -> SupervisorChannel:
-        api = docker_client().api
+        api = docker_client(self.host).api
 
         def start() -> socket.socket:
             exec_id = api.exec_create(
@@ -252,7 +255,7 @@ class DockerSandbox(SupervisedSandbox):
 
     async def _fallback_exec(self, request: dict[str, Any]) -> ExecResult:
         """Serve one request with a one-shot ``docker exec`` of the supervisor code."""
-        api = docker_client().api
+        api = docker_client(self.host).api
         argv = python_argv("python3", ONE_SHOT_SOURCE, json.dumps(request),
                            supervisor_config(AGENT_UID))
 
@@ -278,32 +281,38 @@ class DockerSandbox(SupervisedSandbox):
 
 
 class DockerBackend:
-    """Starts :class:`DockerSandbox` containers on the Docker daemon (``sandbox.backend: docker``).
+    """Starts :class:`DockerSandbox` containers (``sandbox.backend: docker``) on the daemon at
+    ``host`` (``sandbox.host``; None: ``DOCKER_HOST`` or the local socket).
 
     Example:
-        >>> DockerBackend().name
-        'docker'
+        >>> DockerBackend(host="tcp://sandboxes:2375").host
+        'tcp://sandboxes:2375'
     """
 
     name = "docker"
+
+    def __init__(self, host: str | None = None) -> None:
+        self.host = host
 
     async def acreate(
         self, spec: SandboxSpec, *, labels: Mapping[str, str] | None = None
     ) -> DockerSandbox:
         """See :meth:`DockerSandbox.acreate`."""
-        return await DockerSandbox.acreate(spec, labels=labels)
+        return await DockerSandbox.acreate(spec, labels=labels, host=self.host)
 
     def reap_orphans(self) -> int:
         """Remove containers whose owner process is dead (:func:`cleanup.reap_orphans`)."""
-        return cleanup.reap_orphans()
+        return cleanup.reap_orphans(self.host)
 
     def memory_budget(self) -> MemoryBudget:
-        """The Docker host's process-wide budget."""
-        return global_budget()
+        """The process-wide budget of this backend's Docker host."""
+        if self.host is None:
+            return global_budget()
+        return host_budget(f"Docker host {self.host}", self.host_memory_mb)
 
     def host_memory_mb(self) -> int:
         """The Docker host's memory."""
-        return host_memory_mb()
+        return host_memory_mb(self.host)
 
 
 def _remove(container: Any) -> None:

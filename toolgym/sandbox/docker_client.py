@@ -2,7 +2,9 @@
 
 Everything that talks to the Docker engine gets its client from
 :func:`docker_client`, so a missing daemon is detected once and reported with
-the command that fixes it.
+the command that fixes it. ``host`` names another daemon (``sandbox.host``:
+``tcp://gpu-box:2375``, ``ssh://user@box``); None is the one ``DOCKER_HOST``
+or the local socket names.
 """
 
 from __future__ import annotations
@@ -20,16 +22,18 @@ START_HINT = (
 )
 
 
-@functools.lru_cache(maxsize=1)
-def docker_client() -> docker.DockerClient:
-    """Return a connected client (cached).
+@functools.cache
+def docker_client(host: str | None = None) -> docker.DockerClient:
+    """Return a connected client of ``host`` (cached per host).
 
     Raises:
         SandboxUnavailable: no Docker daemon answers.
     """
     try:
-        client = docker.from_env(timeout=120)
+        client = (docker.from_env(timeout=120) if host is None
+                  else docker.DockerClient(base_url=host, timeout=120))
         client.ping()
     except docker.errors.DockerException as exc:
-        raise SandboxUnavailable(f"No Docker daemon answers ({exc}). {START_HINT}") from exc
+        where = "" if host is None else f" at {host}"
+        raise SandboxUnavailable(f"No Docker daemon answers{where} ({exc}). {START_HINT}") from exc
     return client

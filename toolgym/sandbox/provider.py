@@ -8,16 +8,18 @@ warm for many concurrent episodes; :class:`OnDemandSandboxes` starts one
 when asked, for a single env or a short run where a warm pool is not worth
 its start-up. Both get their sandboxes from a
 :class:`~toolgym.sandbox.backends.SandboxBackend`, so neither the env nor the
-provider's caller names Docker.
+provider's caller names Docker. :func:`build_provider` makes the one a
+``sandbox:`` config section (:class:`SandboxConfig`) asks for.
 """
 
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from toolgym.errors import SandboxError
-from toolgym.sandbox.backends import SandboxBackend, get_backend
+from toolgym.errors import ConfigError, SandboxError
+from toolgym.sandbox.backends import SandboxBackend, check_backend_name, get_backend
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.spec import SandboxSpec
 
@@ -119,3 +121,60 @@ class OnDemandSandboxes:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """The ``sandbox:`` config section: which backend starts sandboxes, where, and how many
+    stay warm.
+
+    Example:
+        >>> SandboxConfig(backend="local", pool_size=0).backend
+        'local'
+    """
+
+    backend: str = "docker"
+    """Who starts the sandboxes: ``docker``, ``local`` (bubblewrap, no images: for envs whose
+    tools need only the host's python3) or a backend a plugin registered."""
+    pool_size: int | None = None
+    """Sandboxes kept started and idle (a warm pool). null: as many as episodes run at once,
+    at most 16; 0: no pool, each episode's sandbox starts when it is asked for."""
+    max_size: int | None = None
+    """Most sandboxes alive at once (a pool waits beyond it). null: the episodes in flight."""
+    host: str | None = None
+    """Where the backend starts them, for a backend with hosts (Docker: a daemon URL such as
+    ``tcp://sandboxes:2375`` or ``ssh://user@box``). null: the backend's default
+    (``DOCKER_HOST`` or the local socket)."""
+
+    def __post_init__(self) -> None:
+        check_backend_name(self.backend)
+        if self.pool_size is not None and self.pool_size < 0:
+            raise ConfigError(f"sandbox.pool_size must be >= 0 or null, got {self.pool_size}")
+        if self.max_size is not None and self.max_size < max(1, self.pool_size or 0):
+            raise ConfigError(f"sandbox.max_size must be >= 1 and >= pool_size, got "
+                              f"{self.max_size}")
+
+
+def build_provider(spec: SandboxSpec, config: SandboxConfig | None = None, *,
+                   concurrency: int = 1, episodes: int | None = None) -> SandboxProvider:
+    """The provider ``config`` asks for, for ``concurrency`` episodes at once (not started).
+
+    Args:
+        spec: what each sandbox must be.
+        config: the ``sandbox:`` section (default: a Docker pool).
+        concurrency: episodes in flight; sizes the pool when ``config`` does not.
+        episodes: how many episodes will run, when known: no more are kept warm.
+
+    Raises:
+        ConfigError: an unknown backend, or one that takes no ``host``.
+    """
+    from toolgym.sandbox.pool import PoolConfig, SandboxPool
+
+    config = config or SandboxConfig()
+    backend = get_backend(config.backend, **({"host": config.host} if config.host else {}))
+    size = config.pool_size
+    if size is None:
+        size = min(concurrency, 16, episodes if episodes is not None else concurrency)
+    if size == 0 and config.max_size is None:
+        return OnDemandSandboxes(spec, backend)
+    max_size = config.max_size if config.max_size is not None else max(concurrency, size, 1)
+    return SandboxPool(spec, PoolConfig(size=size, max_size=max_size), backend=backend)

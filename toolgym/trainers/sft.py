@@ -92,23 +92,21 @@ def sft_loss(policy: Policy, mb: Batch, denominator: float) -> tuple[Tensor, flo
 async def collect_demonstrations(env_id: str, policy: Policy, n: int, *, kind: str = "oracle",
                                  split: str | None = "train", seed: int = 0) -> list[Trajectory]:
     """Play ``n`` episodes of ``env_id`` with its reference agent, with exact token ids."""
-    from toolgym.envs.registration import make_async
+    from toolgym.envs.factory import EnvFactory
     from toolgym.rollout.manager import RolloutConfig, RolloutManager
     from toolgym.rollout.reference import ReferenceAgent
 
-    env = make_async(env_id)
-    try:
-        tasks = env.unwrapped.tasks
-        ids = tasks.split(split).ids() if split else tasks.ids()
-    finally:
-        await env.aclose()
+    envs = EnvFactory(env_id)
+    await envs.adescribe()
+    ids = envs.task_ids(split)
     agent = ReferenceAgent(env_id, kind, chat=policy.chat)
     manager = RolloutManager(RolloutConfig(env_id=env_id, group_size=1, seed=seed), agent,
-                             chat=policy.chat)
+                             chat=policy.chat, envs=envs)
     try:
         out = [t async for t in manager.run(ids, samples=math.ceil(n / len(ids)))]
     finally:
         await manager.aclose()
+        await envs.aclose()
         await agent.aclose()
     return sorted(out, key=lambda t: (t.task_id, t.seed or 0))[:n]
 
