@@ -11,9 +11,11 @@ from __future__ import annotations
 import gc
 import os
 import warnings
+from pathlib import Path
 
 import docker
 import pytest
+from _pytest.doctest import DoctestModule
 
 
 def in_ci() -> bool:
@@ -74,3 +76,14 @@ def python_image(docker_available: docker.DockerClient) -> str:
     from toolgym.sandbox.images import build_image
 
     return build_image("python")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> list[pytest.Collector]:
+    """Keep ``--doctest-modules`` (pyproject's addopts) to toolgym/: tests/ has no doctests.
+
+    A doctest collector would import a test module a second time, under another
+    name (``helpers.tiny_model`` beside ``tests.helpers.tiny_model``).
+    """
+    collectors = yield
+    return [c for c in collectors if not isinstance(c, DoctestModule)]
