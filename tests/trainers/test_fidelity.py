@@ -106,22 +106,33 @@ def _batch(tiny_dir: Path, groups: list[list[Trajectory]], policy: Policy) -> Ba
     return dataclasses.replace(batch, behaviour_logprobs=torch.where(batch.loss_mask, logp, 0.0))
 
 
+@pytest.mark.parametrize("ratio_level", ["token", "sequence"])
 @pytest.mark.parametrize("mode", AGG_MODES)
 def test_one_update_is_the_same_for_every_micro_batch_size(tiny_dir: Path, tmp_path: Path,
-                                                           mode: str) -> None:
+                                                           mode: str, ratio_level: str) -> None:
     groups = synthetic_groups(tiny_dir, 2, 4, seed=5)
+    for traj in groups[0]:  # their second turn starts a new sample: two rows per trajectory
+        traj.turns[1].prompt_ids = [30, 31, 32]
     params = []
     for micro in (1, 3, 8):
+        # a clip range the ratios leave (GSPO's is small), so clipping is part of the update
         cfg = grpo_config(tmp_path, tiny_dir, micro_batch_size=micro, loss_agg=mode,
-                          entropy_coef=0.01)
+                          entropy_coef=0.01, ratio_level=ratio_level, clip_low=0.01,
+                          clip_high=0.01)
         policy = load_policy(cfg.model)
         batch = _batch(tiny_dir, groups, policy)
+        gen = torch.Generator().manual_seed(1)
+        noise = 0.05 * torch.randn(batch.loss_mask.shape, generator=gen)
+        batch = dataclasses.replace(batch, behaviour_logprobs=torch.where(
+            batch.loss_mask, batch.behaviour_logprobs + noise, 0.0))  # off-policy
         sgd = torch.optim.SGD(policy.trainable_parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
         policy.model.train()
-        policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+        out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+        assert 0.05 < out["clip_fraction"] < 0.95
         params.append(torch.cat([p.detach().flatten() for p in policy.trainable_parameters()]))
-    # before the fix, Dr.GRPO divided by each micro-batch's padded width
+    # before the fix, Dr.GRPO divided by each micro-batch's padded width; a sequence ratio
+    # taken per micro-batch would cut a two-row trajectory in two
     for other in params[1:]:
         torch.testing.assert_close(other, params[0], atol=1e-6, rtol=1e-5)
 

@@ -286,6 +286,69 @@ def test_masked_and_sequence_level_importance_weights_hand_worked() -> None:
                                     level="sequence"), t([[3.0, 3.0]]))
 
 
+def test_sequence_level_importance_weights_span_the_rows_of_a_trajectory() -> None:
+    # one trajectory in two rows: ratios 5 | 0.5, product 2.5 on both rows
+    behaviour, proximal = t([[LN(0.1)], [LN(0.6)]]), t([[LN(0.5)], [LN(0.3)]])
+    w = importance_weights(behaviour, proximal, 3.0, mask=torch.ones(2, 1, dtype=torch.bool),
+                           level="sequence", seq_index=torch.tensor([7, 7]))
+    assert_close(w, t([[2.5], [2.5]]))
+
+
+def _gspo_case(seed: int = 0) -> tuple[torch.Tensor, ...]:
+    """Three sequences of 2, 4 and 3 valid tokens (padding after), logprobs off the old ones."""
+    gen = torch.Generator().manual_seed(seed)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1], [1, 1, 1, 0]], dtype=torch.bool)
+    old = -torch.rand(3, 4, generator=gen, dtype=F64) - 0.5
+    return mask, old, old + 0.01 * torch.randn(3, 4, generator=gen, dtype=F64)
+
+
+def test_gspo_ratio_is_one_on_policy_and_its_gradient_is_grpos_sequence_mean() -> None:
+    mask, old, _ = _gspo_case()
+    adv = t([1.0, -0.5, 2.0])
+    logp = old.clone().requires_grad_()
+    loss, stats = policy_loss(logp, old, adv, mask, ratio_level="sequence", clip_low=3e-4,
+                              clip_high=4e-4, agg_mode="seq-mean-token-mean")
+    loss.backward()
+    assert float(stats.ratio_mean) == 1.0 and float(stats.clip_fraction) == 0.0
+    # the paper's on-policy gradient: -1/G sum_i A_i 1/|y_i| sum_t grad log pi_{i,t}
+    expected = -(adv[:, None] * mask / mask.sum(-1, keepdim=True)) / 3
+    assert_close(logp.grad, expected)
+
+
+def test_gspo_gradient_is_the_sequence_objectives_off_policy() -> None:
+    mask, old, new = _gspo_case(1)
+    adv = t([1.0, -0.5, 2.0])
+    logp = new.clone().requires_grad_()
+    loss, stats = policy_loss(logp, old, adv, mask, ratio_level="sequence", clip_low=0.5,
+                              clip_high=0.5, agg_mode="seq-mean-token-mean")
+    (grad,) = torch.autograd.grad(loss, logp)
+    # J = -1/G sum_i A_i s_i, s_i = exp(mean_t (logp - old)), differentiated as a whole
+    ref = new.clone().requires_grad_()
+    s = torch.exp(((ref - old) * mask).sum(-1) / mask.sum(-1))
+    (ref_grad,) = torch.autograd.grad(-(adv * s).mean(), ref)
+    assert_close(loss, -(adv * s).mean().detach())
+    assert_close(grad, ref_grad)
+    assert float(stats.ratio_mean) != 1.0
+
+
+@pytest.mark.parametrize("shift,adv,zero", [(+0.01, 1.0, True), (+0.01, -1.0, False),
+                                            (-0.01, -1.0, True), (-0.01, 1.0, False)])
+def test_gspo_clips_a_whole_sequence_for_the_right_sign_of_advantage(
+        shift: float, adv: float, zero: bool) -> None:
+    # every token of sequence 0 moved by `shift`: s_0 = e^shift leaves [1 - 3e-4, 1 + 4e-4];
+    # a token of it alone (-1 +- 0.03) would be inside any usual token clip
+    mask, old, _ = _gspo_case()
+    new = old.clone()
+    new[0] += shift + torch.tensor([0.03, -0.03, 0.0, 0.0], dtype=F64)
+    logp = new.requires_grad_()
+    loss, _ = policy_loss(logp, old, t([adv, 1.0, 1.0]), mask, ratio_level="sequence",
+                          clip_low=3e-4, clip_high=4e-4, agg_mode="seq-mean-token-mean")
+    loss.backward()
+    assert logp.grad is not None
+    assert (logp.grad[0].abs().sum() == 0) == zero  # clipped: no gradient from the sequence
+    assert logp.grad[1:][mask[1:]].abs().min() > 0  # the in-range sequences still learn
+
+
 def test_decoupled_policy_loss_hand_worked() -> None:
     # ratio pi / pi_prox = 1 on both tokens, A = +1 each; IS weights behaviour->proximal 2 and 0.5
     # per-token loss = -A * r * w = [-2, -0.5]; token-mean = -1.25

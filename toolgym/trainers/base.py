@@ -59,7 +59,7 @@ from toolgym.trainers.checkpoint import (
     save_checkpoint,
 )
 from toolgym.trainers.config import dump_yaml, format_config, option
-from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind
+from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind, RatioLevel
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
@@ -95,6 +95,10 @@ class TrainerConfig:
                              "(TIS) or drop the tokens / sequences above it (mask: MIS).")
     is_level: ISLevel = option("token", "With tis_cap: one weight per token, or per sequence "
                                "(the product of its token ratios).")
+    ratio_level: RatioLevel = option(
+        "token", "token: PPO's per-token ratio and clip; sequence: GSPO, one ratio per "
+        "trajectory (the geometric mean of its token ratios) clipped as a whole; use the "
+        "paper's clip_low 3e-4, clip_high 4e-4 and loss_agg seq-mean-token-mean.")
     recompute_old_logprobs: bool = option(
         False, "Centre the PPO ratio on the trainer's own log-probs of the batch, computed before "
         "the update (verl's default), instead of the sampler's; tis_cap implies it.")

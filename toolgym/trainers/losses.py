@@ -21,7 +21,8 @@ from toolgym.errors import ConfigError
 __all__ = [
     "AGG_MODES", "AggMode", "KLKind", "PolicyLossStats", "ValueLossStats", "aggregate",
     "entropy_from_logits", "kl_penalty", "masked_mean", "masked_sum", "policy_loss",
-    "ISLevel", "ISMode", "importance_weights", "token_weights", "value_loss",
+    "ISLevel", "ISMode", "RatioLevel", "importance_weights", "sequence_sums", "token_weights",
+    "value_loss",
 ]  # fmt: skip
 
 AggMode = Literal[
@@ -31,6 +32,7 @@ AGG_MODES: tuple[AggMode, ...] = get_args(AggMode)
 KLKind = Literal["k1", "k2", "k3"]
 ISMode = Literal["truncate", "mask"]
 ISLevel = Literal["token", "sequence"]
+RatioLevel = Literal["token", "sequence"]
 LOG_RATIO_CLAMP = 20.0  # |log ratio| is clamped before exp (as in verl): ratios stay finite
 KL_CLAMP = 10.0  # k3 is clamped to [0, 10] (verl's low_var_kl)
 
@@ -63,6 +65,26 @@ def masked_mean(x: Tensor, mask: Tensor, dim: int | None = None) -> Tensor:
     """
     count = masked_sum(torch.ones_like(x), mask, dim)
     return masked_sum(x, mask, dim) / count.clamp(min=1)
+
+
+def sequence_sums(x: Tensor, mask: Tensor, seq_index: Tensor | None = None) -> Tensor:
+    """For each row, the sum of ``x`` over ``mask`` in every row of its sequence.
+
+    Args:
+        x: ``Tensor[B, T]``.
+        mask: ``Tensor[B, T]``, bool or 0/1.
+        seq_index: ``LongTensor[B]``; rows with equal values are one sequence
+            (a trajectory split into one row per turn). Default: each row.
+
+    Returns:
+        ``Tensor[B]``: row ``b`` holds the total of its whole sequence.
+    """
+    rows = masked_sum(x, mask, -1)
+    if seq_index is None or len(rows) == 0:
+        return rows
+    seq = torch.unique(seq_index, return_inverse=True)[1]
+    totals = torch.zeros(int(seq.max()) + 1, dtype=rows.dtype, device=rows.device)
+    return totals.index_add(0, seq, rows)[seq]
 
 
 def token_weights(
@@ -101,13 +123,11 @@ def token_weights(
     w = valid.to(torch.float32)
     if mode == "token-mean":
         return w / valid.sum().clamp(min=1)
+    tokens = sequence_sums(w, valid, seq_index)
     rows = torch.arange(len(valid), device=valid.device) if seq_index is None else seq_index
-    seq = torch.unique(rows, return_inverse=True)[1]
-    tokens = torch.zeros(int(seq.max()) + 1 if len(seq) else 0, device=valid.device)
-    tokens = tokens.index_add(0, seq, valid.sum(-1).to(tokens.dtype))
-    n_seq = (tokens > 0).sum().clamp(min=1)
+    n_seq = torch.unique(rows[tokens > 0]).numel() or 1
     if mode == "seq-mean-token-mean":
-        per_row = 1.0 / tokens[seq].clamp(min=1)
+        per_row = 1.0 / tokens.clamp(min=1)
     elif mode == "seq-mean-token-sum":
         per_row = torch.ones(len(valid), device=valid.device)
     else:
@@ -185,8 +205,8 @@ class PolicyLossStats(_Stats):
         clip_fraction: Share where the clipped PPO term was the one taken.
         dual_clip_fraction: Share capped by the dual clip.
         approx_kl: Mean k3 estimate of KL(old || new), ``(r - 1) - log r`` (CleanRL).
-        ratio_mean: Mean of ``r = pi / pi_old``.
-        ratio_max: Largest ``r`` (0 when no token is valid).
+        ratio_mean: Mean of ``r = pi / pi_old`` (GSPO: of the sequence ratio ``s``).
+        ratio_max: Largest ``r`` or ``s`` (0 when no token is valid).
         tis_weight_mean: Mean importance weight behaviour->old (1 without TIS).
         tis_clip_fraction: Share whose importance weight hit ``tis_cap`` (truncated, or
             masked to 0).
@@ -229,9 +249,11 @@ def policy_loss(
     tis_cap: float | None = None,
     is_mode: ISMode = "truncate",
     is_level: ISLevel = "token",
+    ratio_level: RatioLevel = "token",
+    seq_index: Tensor | None = None,
     weights: Tensor | None = None,
 ) -> tuple[Tensor, PolicyLossStats]:
-    """The clipped PPO surrogate, with clip-higher, dual clip and decoupled IS.
+    """The clipped PPO surrogate, with clip-higher, dual clip, decoupled IS and GSPO.
 
     Per token, with ``r = exp(logprobs - old_logprobs)``::
 
@@ -252,6 +274,18 @@ def policy_loss(
     the sampling distribution, truncated as in TIS (Yao et al. 2025). AReaL
     drops tokens above the cap instead.
 
+    ``ratio_level="sequence"`` is GSPO (Zheng et al. 2025): every token of a
+    sequence takes the sequence's ratio ``s = exp(mean_t log r_t)`` over its
+    valid tokens (the geometric mean of its token ratios, length-normalised so
+    that one clip range fits every length), and the sequence is clipped as a
+    whole. It is written in the GSPO-token form, ``s_t = sg[s] * pi_t /
+    sg[pi_t]``: the value is ``s`` and the gradient ``s * grad log pi_t``, so
+    with ``seq-mean-token-mean`` the gradient is the paper's ``-mean_i A_i s_i
+    mean_t grad log pi_{i,t}`` (unclipped sequences), and a token-level
+    advantage would still reach its own token. GSPO's clip range is small (the
+    paper: ``clip_low=3e-4``, ``clip_high=4e-4``). The rows of a sequence must
+    all be in this call (``seq_index``).
+
     Args:
         logprobs: ``Tensor[B, T]``, taken tokens under the current policy (grad).
         old_logprobs: ``Tensor[B, T]``, the ratio's reference: the rollout
@@ -267,21 +301,34 @@ def policy_loss(
         is_mode: ``"truncate"`` (TIS) or ``"mask"`` (MIS) at ``tis_cap``; see
             :func:`importance_weights`.
         is_level: ``"token"`` or ``"sequence"`` weights.
+        ratio_level: ``"token"`` (PPO) or ``"sequence"`` (GSPO) ratio and clipping.
+        seq_index: ``LongTensor[B]``, which sequence each row belongs to, for the
+            sequence-level ratio and importance weights (see :func:`token_weights`).
         weights: Passed to :func:`aggregate` (gradient accumulation).
 
     Returns:
         ``(loss, stats)``: a scalar to minimise and :class:`PolicyLossStats`.
 
     Raises:
-        ConfigError: a clip is out of range, or ``tis_cap`` comes without its logprobs.
+        ConfigError: a clip is out of range, ``tis_cap`` comes without its logprobs, or
+            an unknown ``ratio_level``.
     """
     _check_policy_args(clip_low, clip_high, dual_clip, behaviour_logprobs is not None, tis_cap)
     valid = mask.bool()
     if advantages.dim() == 1:
         advantages = advantages[:, None].expand_as(logprobs)
     adv = _zero_masked(advantages.detach(), valid)
-    log_ratio = _zero_masked(logprobs, valid) - _zero_masked(old_logprobs.detach(), valid)
-    ratio = torch.exp(log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
+    logp = _zero_masked(logprobs, valid)
+    log_ratio = logp - _zero_masked(old_logprobs.detach(), valid)
+    ratio_log = log_ratio
+    if ratio_level == "sequence":
+        mean_log = (sequence_sums(log_ratio.detach(), valid, seq_index)
+                    / sequence_sums(torch.ones_like(logp), valid, seq_index).clamp(min=1))
+        ratio_log = mean_log.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)[:, None] + (
+            logp - logp.detach())  # GSPO-token: value s, gradient s * grad log pi_t
+    elif ratio_level != "token":
+        raise ConfigError(f"Unknown ratio level {ratio_level!r}; valid: 'token', 'sequence'.")
+    ratio = torch.exp(ratio_log.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP))
     unclipped = -adv * ratio
     clipped = -adv * ratio.clamp(1.0 - clip_low, 1.0 + clip_high)
     per_token = torch.maximum(unclipped, clipped)
@@ -293,7 +340,7 @@ def policy_loss(
     weight, tis_hit = torch.ones_like(per_token), torch.zeros_like(valid)
     if behaviour_logprobs is not None and tis_cap is not None:
         weight = importance_weights(behaviour_logprobs, old_logprobs, tis_cap, mask=valid,
-                                    mode=is_mode, level=is_level)
+                                    mode=is_mode, level=is_level, seq_index=seq_index)
         hit = weight >= tis_cap if is_mode == "truncate" else weight == 0
         per_token, tis_hit = per_token * weight, hit & valid
     loss = aggregate(per_token, valid, agg_mode, weights=weights)
@@ -309,7 +356,8 @@ def _policy_stats(
     return PolicyLossStats(
         clip_fraction=clipped,
         dual_clip_fraction=dual_capped,
-        approx_kl=masked_mean((ratio - 1.0) - log_ratio, valid),
+        approx_kl=masked_mean(torch.expm1(log_ratio.clamp(max=LOG_RATIO_CLAMP)) - log_ratio,
+                              valid),
         ratio_mean=masked_mean(ratio, valid),
         ratio_max=_zero_masked(ratio, valid).max(),
         tis_weight_mean=masked_mean(weight, valid),
@@ -325,6 +373,7 @@ def importance_weights(
     mask: Tensor | None = None,
     mode: ISMode = "truncate",
     level: ISLevel = "token",
+    seq_index: Tensor | None = None,
 ) -> Tensor:
     """Detached importance weights ``pi_prox / pi_behav``, truncated or masked at ``cap``.
 
@@ -332,10 +381,11 @@ def importance_weights(
     worker versions behind (AReaL), or vLLM probabilities that differ from the
     trainer's (Yao et al. 2025; verl's ``rollout_is``). ``level="token"``
     weighs each token by its own ratio; ``"sequence"`` gives every token of a
-    row the product of the row's ratios (``exp`` of the summed log ratios over
-    ``mask``). ``mode="truncate"`` caps the weight at ``cap`` (TIS);
-    ``"mask"`` keeps it where it is at most ``cap`` and sets it to 0 above,
-    dropping the token or sequence (MIS).
+    sequence (a row, or the rows of one ``seq_index`` value) the product of the
+    sequence's ratios (``exp`` of the summed log ratios over ``mask``).
+    ``mode="truncate"`` caps the weight at ``cap`` (TIS); ``"mask"`` keeps it
+    where it is at most ``cap`` and sets it to 0 above, dropping the token or
+    sequence (MIS).
 
     Args:
         behaviour_logprobs: ``Tensor[B, T]`` (or ``[*S]`` at token level) under the sampler.
@@ -346,6 +396,7 @@ def importance_weights(
             ``level="sequence"``.
         mode: ``"truncate"`` or ``"mask"``.
         level: ``"token"`` or ``"sequence"``.
+        seq_index: ``LongTensor[B]``, the sequence of each row (see :func:`token_weights`).
 
     Returns:
         ``Tensor`` of the input's shape, detached, in ``[0, cap]``.
@@ -364,7 +415,7 @@ def importance_weights(
     if level == "sequence":
         if mask is None:
             raise ConfigError("Sequence-level importance weights need the mask.")
-        log_w = log_w.sum(-1, keepdim=True).expand_as(log_w)
+        log_w = sequence_sums(log_w, mask, seq_index)[:, None].expand_as(log_w)
     w = torch.exp(log_w.clamp(max=LOG_RATIO_CLAMP))
     return w.clamp(max=cap) if mode == "truncate" else torch.where(w <= cap, w, 0.0)
 

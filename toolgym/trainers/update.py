@@ -1,13 +1,15 @@
 """One policy update on a batch: micro-batches, gradient accumulation, clipped surrogate.
 
-For each mini-batch (``num_mini_batches`` optimiser steps per epoch, samples
-shuffled with the trainer's own generator), the log-probs of the batch's
+For each mini-batch (``num_mini_batches`` optimiser steps per epoch, whole
+trajectories shuffled with the trainer's own generator), the log-probs of the batch's
 tokens are recomputed under the current policy one micro-batch at a time and
 the loss is accumulated with per-token weights computed over the *whole
 mini-batch* (:func:`~toolgym.trainers.losses.token_weights`: its token and
 trajectory counts, Dr.GRPO's constant ``config.norm_tokens``), so the sum of
 the micro-batch losses is exactly the loss of the whole mini-batch (and its
-gradient too), whatever the micro-batch size. A batch too small for
+gradient too), whatever the micro-batch size. A sequence-level ratio (GSPO,
+``ratio_level: sequence``) or importance weight needs all of a trajectory's
+rows at once, so then a micro-batch never splits a trajectory. A batch too small for
 ``num_mini_batches`` still advances the LR schedule by the planned steps.
 
 Log-probs are those of the distribution the sampler drew from (temperature,
@@ -56,7 +58,8 @@ if TYPE_CHECKING:
     from toolgym.trainers.base import TrainerConfig
 
 __all__ = ["ValueTerm", "evaluating", "index_chunks", "kl_in_reward", "mismatch_sums",
-           "policy_update", "precompute_logprobs", "recomputes_old", "with_loss_weights"]
+           "policy_update", "precompute_logprobs", "recomputes_old", "trajectory_chunks",
+           "with_loss_weights"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,22 @@ def index_chunks(index: Tensor, size: int) -> Iterator[Tensor]:
     """Consecutive slices of ``index`` of at most ``size`` entries (micro-batches)."""
     for start in range(0, len(index), size):
         yield index[start : start + size]
+
+
+def trajectory_chunks(traj_index: Tensor, size: int) -> Iterator[Tensor]:
+    """Row indices in consecutive slices of at most ``size`` rows that never split a
+    trajectory (its rows must be consecutive); a trajectory of more rows than ``size`` is
+    a slice of its own. For what needs a whole trajectory at once (sequence-level ratios)."""
+    n = len(traj_index)
+    if n == 0:
+        return
+    cuts = ((traj_index[1:] != traj_index[:-1]).nonzero()[:, 0] + 1).tolist()
+    start = 0
+    for lo, hi in zip([0, *cuts], [*cuts, n], strict=True):  # trajectory rows [lo, hi)
+        if hi - start > size and lo > start:
+            yield torch.arange(start, lo)
+            start = lo
+    yield torch.arange(start, n)
 
 
 def _processing(config: TrainerConfig) -> dict[str, float]:
@@ -190,7 +209,8 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
         mb.advantages, mask, clip_low=config.clip_low, clip_high=config.clip_high,
         dual_clip=config.dual_clip, agg_mode=config.loss_agg,
         behaviour_logprobs=mb.behaviour_logprobs if tis else None, tis_cap=config.tis_cap,
-        is_mode=config.is_mode, is_level=config.is_level, weights=weights)
+        is_mode=config.is_mode, is_level=config.is_level, ratio_level=config.ratio_level,
+        seq_index=mb.traj_index, weights=weights)
     tokens = float(mask.sum())
     sums = {k: v * tokens for k, v in stats.as_floats().items() if k != "ratio_max"}
     if first_step:
@@ -231,11 +251,31 @@ def mismatch_sums(logprobs: Tensor, behaviour_logprobs: Tensor, mask: Tensor) ->
             "mismatch_tokens": float(valid.sum())}
 
 
-def _mini_batches(n: int, config: TrainerConfig, generator: torch.Generator) -> Iterator[Tensor]:
-    """``update_epochs x num_mini_batches`` index sets, sizes within one of each other;
-    some are empty when ``n`` is smaller than ``num_mini_batches``."""
+def _mini_batches(traj_index: Tensor, config: TrainerConfig,
+                  generator: torch.Generator) -> Iterator[Tensor]:
+    """``update_epochs x num_mini_batches`` row index sets of whole trajectories, shuffled
+    (a trajectory's rows together, in order), their numbers of trajectories within one of
+    each other; some are empty when there are fewer trajectories than mini-batches."""
+    trajs = torch.unique(traj_index)
+    rank = torch.zeros(int(trajs.max()) + 1 if len(trajs) else 0, dtype=torch.long)
     for _ in range(config.update_epochs):
-        yield from torch.randperm(n, generator=generator).tensor_split(config.num_mini_batches)
+        rank[trajs[torch.randperm(len(trajs), generator=generator)]] = torch.arange(len(trajs))
+        row_rank = rank[traj_index]
+        order = torch.sort(row_rank, stable=True).indices
+        for part in torch.arange(len(trajs)).tensor_split(config.num_mini_batches):
+            lo, hi = (int(part[0]), int(part[-1]) + 1) if len(part) else (0, 0)
+            yield order[(row_rank[order] >= lo) & (row_rank[order] < hi)]
+
+
+def _micro_batches(mini: Batch, config: TrainerConfig) -> Iterator[Tensor]:
+    """Row slices of ``micro_batch_size``; whole trajectories when a sequence-level ratio or
+    importance weight needs every row of one at once."""
+    size = config.micro_batch_size
+    whole = config.ratio_level == "sequence" or (config.tis_cap is not None
+                                                 and config.is_level == "sequence")
+    if whole:
+        return trajectory_chunks(mini.traj_index, size)
+    return index_chunks(torch.arange(len(mini)), size)
 
 
 def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: Any,
@@ -265,13 +305,13 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
         totals.update(mismatch_sums(pre_update, batch.behaviour_logprobs, batch.loss_mask))
     params = [p for group in optimizer.param_groups for p in group["params"]]
     steps = 0
-    for mini_index in _mini_batches(len(batch), config, generator):
+    for mini_index in _mini_batches(batch.traj_index, config, generator):
         if len(mini_index) == 0 or not batch.loss_mask[mini_index].any():
             _step_schedule_only(scheduler)  # the LR schedule still ends on its planned step
             continue
         mini = with_loss_weights(batch.select(mini_index), config)
         optimizer.zero_grad(set_to_none=True)
-        for idx in index_chunks(torch.arange(len(mini)), config.micro_batch_size):
+        for idx in _micro_batches(mini, config):
             loss, sums = _micro_loss(policy, mini.select(idx).to(policy.device), config, value,
                                      first_step=steps == 0 and pre_update is None)
             loss.backward()
