@@ -208,3 +208,16 @@ async def test_leaving_the_solved_page_scores_zero(env):
     again = render([("goto", {"path": "/click-option.html"})])
     reward, _, _ = await run_actions(env, [*solved, *again, "done"], options={"task_id": task.id})
     assert reward == 0.0
+
+
+@pytest.mark.docker
+async def test_an_argument_too_long_for_the_driver_is_an_observation(env):
+    """A tool argument past the kernel's 128 KiB argv limit was a crashed driver
+    (infra_error: an episode the agent could take out of the score)."""
+    await env.areset(options={"task_id": "web-enter-text-train-000"})
+    call = render([("type", {"id": 1, "text": "x" * (200 << 10)})])[0]
+    obs, reward, terminated, truncated, info = await env.astep(call)
+    assert (reward, terminated, truncated, info["outcome"]) == (0.0, False, False, None)
+    assert "too long" in obs and len(obs) < 4096
+    obs, *_ = await env.astep(render([("type", {"id": 1, "text": "fine"})])[0])
+    assert "Page: /enter-text.html" in obs
