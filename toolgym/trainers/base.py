@@ -50,7 +50,7 @@ from toolgym.agents.vllm_engine import VLLMConfig
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
 from toolgym.rollout.trajectory import Trajectory, write_jsonl
-from toolgym.trainers.batching import AdvantageFn, Batch, build_batch
+from toolgym.trainers.batching import AdvantageFn, Batch, build_batch, trainable_only
 from toolgym.trainers.checkpoint import (
     capture_rng,
     latest_checkpoint,
@@ -62,6 +62,7 @@ from toolgym.trainers.config import dump_yaml, format_config, option
 from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind, RatioLevel
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
+from toolgym.trainers.overlong import filter_overlong, punish_overlong
 from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
 from toolgym.trainers.update import ValueTerm, kl_in_reward, policy_update, precompute_logprobs
 
@@ -115,6 +116,15 @@ class TrainerConfig:
         "subtracted from each episode's reward before the advantages (k1, InstructGPT-style; "
         "outcome-level trainers such as GRPO / RLOO).")
     entropy_coef: float = option(0.0, "Entropy bonus weight.")
+    overlong_filter: bool = option(
+        False, "DAPO's overlong filtering: an episode with a turn cut by sampling.max_new_tokens "
+        "keeps its reward in its group's baseline, but none of its tokens is trained on "
+        "(counted: batch_overlong_filtered).")
+    overlong_buffer: int = option(
+        0, "DAPO's soft overlong punishment: a turn longer than sampling.max_new_tokens minus "
+        "this many tokens costs its episode up to overlong_penalty of (training) reward, "
+        "linearly, all of it at the budget; the worst turn counts. 0: off.")
+    overlong_penalty: float = option(1.0, "The soft overlong punishment at the budget.")
     disable_dropout: bool = option(True, "Set every dropout of the policy (LoRA's included) to 0, "
                                    "so the trainer's log-probs are the sampler's (as TRL does).")
     weight_sync: Literal["shared", "copy"] = option(
@@ -152,6 +162,11 @@ class TrainerConfig:
                 raise ConfigError(f"{name} must be >= 1; got {getattr(self, name)}.")
         if self.loss_max_tokens is not None and self.loss_max_tokens < 1:
             raise ConfigError(f"loss_max_tokens must be >= 1 or null; got {self.loss_max_tokens}.")
+        if not 0 <= self.overlong_buffer <= self.sampling.max_new_tokens:
+            raise ConfigError(f"Need 0 <= overlong_buffer <= sampling.max_new_tokens "
+                              f"({self.sampling.max_new_tokens}); got {self.overlong_buffer}.")
+        if self.overlong_penalty < 0:
+            raise ConfigError(f"overlong_penalty must be >= 0; got {self.overlong_penalty}.")
         if self.save_every < 0:
             raise ConfigError(f"save_every must be >= 0; got {self.save_every}.")
         if not 0.0 <= self.clip_low < 1.0 or self.clip_high < 0.0:
@@ -313,6 +328,25 @@ class Trainer:
             batch, metrics["kl_reward"] = kl_in_reward(batch, self.advantage_fn(), self.config)
         return batch, metrics
 
+    def training_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
+        """:meth:`make_batch` with DAPO's overlong handling around it: what a step trains on.
+
+        The soft punishment shapes the rewards the advantages see (on copies:
+        the recorded episodes keep the env's reward); the filter then clears the
+        loss mask of episodes with a turn cut by the budget (:mod:`~toolgym.trainers.overlong`).
+        """
+        cfg = self.config
+        shaping: dict[str, float] = {}
+        if cfg.overlong_buffer:
+            trajectories, shaping["overlong_penalty_mean"] = punish_overlong(
+                trajectories, budget=cfg.sampling.max_new_tokens, buffer=cfg.overlong_buffer,
+                factor=cfg.overlong_penalty)
+        batch, metrics = self.make_batch(trajectories)
+        if cfg.overlong_filter:
+            batch, filtered = filter_overlong(batch, trainable_only(trajectories)[0])
+            metrics["batch_overlong_filtered"] = float(filtered)
+        return batch, {**metrics, **shaping}
+
     # ------------------------------------------------------------- loop
     def train(self, *, resume: bool = False) -> list[dict[str, float]]:
         """Blocking twin of :meth:`atrain` (runs on toolgym's bridge loop)."""
@@ -345,7 +379,7 @@ class Trainer:
         waited = time.perf_counter() - start
         trajectories = [t for group in groups for t in group]
         prepared = await self.prepare(trajectories)
-        batch, batch_metrics = await asyncio.to_thread(self.make_batch, trajectories)
+        batch, batch_metrics = await asyncio.to_thread(self.training_batch, trajectories)
         t0 = time.perf_counter()
         update = await asyncio.to_thread(self._locked_update, batch, self.version + 1)
         update_s = time.perf_counter() - t0
