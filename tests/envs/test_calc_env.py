@@ -406,3 +406,27 @@ async def test_many_episodes_on_a_pool(pool):
     ids = source.ids()[:32]
     results = await asyncio.gather(*(worker(ids[i::4]) for i in range(4)))
     assert [r for rs in results for r in rs] == [1.0] * 32
+
+
+@pytest.mark.docker
+async def test_a_thousand_native_calls_in_one_message_are_one_refusal_and_the_episode_goes_on():
+    """1000 calls in one message all ran, one after another, in one step."""
+    task = next(iter(calc_tasks()))
+    env = CalculatorEnv(sandbox=SPEC)
+    try:
+        await env.areset(options={"task_id": task.id})
+        calls = [{"id": f"c{i}", "type": "function",
+                  "function": {"name": "calc", "arguments": '{"expression": "1 + 1"}'}}
+                 for i in range(1000)]
+        obs, reward, terminated, truncated, info = await env.astep(
+            {"role": "assistant", "content": None, "tool_calls": calls})
+        assert (reward, terminated, truncated) == (0.0, False, False)
+        assert obs.startswith("This message makes 1000 tool calls; at most 32")
+        answers = info["new_messages"]
+        assert [m["tool_call_id"] for m in answers] == [c["id"] for c in calls]
+        assert info["tool_counts"] == {"parse_error": 1}
+        for action in oracle_actions(task):
+            obs, reward, terminated, truncated, info = await env.astep(action)
+        assert (reward, info["outcome"]) == (1.0, Outcome.SUCCESS)
+    finally:
+        await env.aclose()

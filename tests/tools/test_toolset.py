@@ -62,6 +62,12 @@ async def broken_sandbox(sandbox) -> str:
     raise SandboxCrashed(sandbox.id, "container vanished")
 
 
+@tool
+async def loud(sandbox, path: str) -> str:
+    """Fail with a message that echoes the argument, as `cat` does a missing path."""
+    raise FileNotFoundError(f"no such file: {path}")
+
+
 TOOLS = ToolSet([echo, divide, strict, slow, broken_sandbox])
 
 
@@ -144,3 +150,28 @@ def test_default_tools():
 def test_outcome_record():
     outcome = ToolOutcome(None, "bad", ToolStatus.PARSE_ERROR)
     assert not outcome.ok and outcome.truncated is False
+
+
+async def test_error_observations_are_capped_in_one_place(host_sandbox):
+    """A 1 MiB argument echoed back in an error was a 1 MiB observation, past every output cap."""
+    tools = ToolSet([echo, loud])
+    path = "p" * (1 << 20) + "END"
+    outcome = await tools.dispatch(host_sandbox, ToolCall("loud", {"path": path}))
+    assert outcome.status is ToolStatus.TOOL_ERROR and outcome.truncated
+    assert len(outcome.text) < 17_000
+    assert outcome.text.startswith("Error: the tool `loud` failed: FileNotFoundError: no such file")
+    assert outcome.text.endswith("pEND") and "characters cut" in outcome.text
+    [refused] = await tools.dispatch_text(host_sandbox, "<tool_call>{" + "x" * (1 << 20))
+    assert refused.status is ToolStatus.PARSE_ERROR and len(refused.text) < 17_000
+    ok = await tools.dispatch(host_sandbox, ToolCall("echo", {"text": "y" * 20_000}))
+    assert ok.ok and len(ok.text) == 20_001  # a tool's own output keeps its own cap
+
+
+async def test_a_message_with_too_many_calls_runs_none(host_sandbox):
+    """1000 calls in one message all ran (200 took 33 s in one step of a real env)."""
+    call = '<tool_call>{"name": "echo", "arguments": {"text": "hi"}}</tool_call>'
+    outcomes = await TOOLS.dispatch_text(host_sandbox, call * 1000)
+    assert [o.status for o in outcomes] == [ToolStatus.PARSE_ERROR]
+    assert "makes 1000 tool calls; at most 32" in outcomes[0].text
+    assert host_sandbox.calls == []
+    assert len(await TOOLS.dispatch_text(host_sandbox, call * 32)) == 32

@@ -250,7 +250,7 @@ class ToolEnv(AsyncTextEnv):
                          message: Message) -> tuple[str, float, bool, bool, dict[str, Any]]:
         assert self.sandbox is not None
         if parsed.error is not None:
-            outcomes = [ToolOutcome(None, str(parsed.error), parsed.status)]
+            outcomes = [self.tools.refuse(parsed)]
             new = _unreadable_call_messages(outcomes[0], message.get("tool_calls"))
         else:
             outcomes = [await self.tools.dispatch(self.sandbox, call) for call in parsed.calls]

@@ -49,6 +49,19 @@ def truncation_note(cap: int, total: int | None = None) -> str:
     return f"[output truncated: only the first {cap}{of} bytes are shown]"
 
 
+def cap(text: str, limit: int) -> str:
+    """``text`` cut to about ``limit`` characters: its start and end, a note where it was cut.
+
+    Example:
+        >>> cap("a" * 50 + "b" * 50, 40)
+        'aaaaaaaaaaaaaaaaaaaaaaaaaa\\n[... 61 characters cut ...]\\nbbbbbbbbbbbbb'
+    """
+    if len(text) <= limit:
+        return text
+    head, tail = 2 * limit // 3, limit // 3
+    return f"{text[:head]}\n[... {len(text) - head - tail} characters cut ...]\n{text[-tail:]}"
+
+
 def last_reason(message: str) -> str:
     """The reason at the end of a Unix error message, without program and path prefixes.
 

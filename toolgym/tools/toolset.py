@@ -3,21 +3,26 @@
 An environment hands the model's text to :meth:`ToolSet.dispatch_text` (or a
 parsed :class:`ToolCall` to :meth:`ToolSet.dispatch`) and gets back
 observations. The agent's mistakes (malformed calls, unknown tools, bad
-arguments, an exception inside a tool) become observations with a status, and
-are counted; infrastructure failures (:class:`~toolgym.errors.SandboxError`)
-propagate, so the episode is reported as ``infra_error`` and never scored.
+arguments, an exception inside a tool, too many calls in one message) become
+observations with a status, and are counted; an error observation is capped at
+``error_chars`` here, for every tool, so a tool that echoes a megabyte of the
+agent's input (or raises with one) cannot blow the context. Infrastructure
+failures (:class:`~toolgym.errors.SandboxError`) propagate, so the episode is
+reported as ``infra_error`` and never scored.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
-from toolgym.errors import SandboxError, ToolCallError
+from toolgym.errors import ParseError, SandboxError, ToolCallError
 from toolgym.sandbox.base import Sandbox
+from toolgym.tools import output
 from toolgym.tools.base import Tool, ToolStatus, check_tool_name
 from toolgym.tools.call import ToolCall
 from toolgym.tools.parsing import (
@@ -30,6 +35,11 @@ from toolgym.tools.parsing import (
 )
 
 log = logging.getLogger(__name__)
+
+MAX_CALLS = 32
+"""Tool calls one assistant message may make; a message with more runs none of them."""
+ERROR_CHARS = 16_384
+"""Characters of an error observation kept (the bash and python tools' output cap)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,10 @@ class ToolSet(Mapping[str, Tool]):
         tools: The tools; names must be unique.
         fenced: Fenced-code convention for :meth:`parse` (off by default; see
             :mod:`toolgym.tools.parsing`).
+        max_calls: Calls one message may make (:data:`MAX_CALLS`); a message
+            with more is refused whole, as a parse error.
+        error_chars: Characters kept of an observation that is not ``ok``
+            (:data:`ERROR_CHARS`); the start and end are kept, with a note.
 
     Raises:
         ValueError: two tools share a name, or a name is not a valid function name.
@@ -79,13 +93,16 @@ class ToolSet(Mapping[str, Tool]):
         <ToolStatus.UNKNOWN_TOOL: 'unknown_tool'>
     """
 
-    def __init__(self, tools: Iterable[Tool], *, fenced: Fences | None = None) -> None:
+    def __init__(self, tools: Iterable[Tool], *, fenced: Fences | None = None,
+                 max_calls: int = MAX_CALLS, error_chars: int = ERROR_CHARS) -> None:
         self._tools: dict[str, Tool] = {}
         for t in tools:
             if check_tool_name(t.name) in self._tools:
                 raise ValueError(f"two tools are named {t.name!r}; tool names must be unique")
             self._tools[t.name] = t
         self.fenced = fenced
+        self.max_calls = max_calls
+        self.error_chars = error_chars
         self.counts: Counter[ToolStatus] = Counter()
 
     def __getitem__(self, name: str) -> Tool:
@@ -105,9 +122,21 @@ class ToolSet(Mapping[str, Tool]):
         """Parse and validate the calls of ``action`` (text, or a message with ``tool_calls``);
         never raises.
 
-        See :func:`~toolgym.tools.parsing.try_parse_action`.
+        See :func:`~toolgym.tools.parsing.try_parse_action`; a message with more
+        than ``max_calls`` calls is a parse error.
         """
-        return try_parse_action(action, self, fenced=self.fenced)
+        parsed = try_parse_action(action, self, fenced=self.fenced)
+        if len(parsed.calls) > self.max_calls:
+            error = ParseError(
+                f"This message makes {len(parsed.calls)} tool calls; at most {self.max_calls} "
+                "are allowed in one message, so none of them ran. Make fewer calls at a time.")
+            return dataclasses.replace(parsed, calls=[], error=error)
+        return parsed
+
+    def refuse(self, parsed: ParsedCalls) -> ToolOutcome:
+        """The counted observation for a message whose calls could not be used (none ran)."""
+        assert parsed.error is not None, "refuse() is for a message that failed to parse"
+        return self._count(ToolOutcome(None, str(parsed.error), parsed.status))
 
     async def dispatch(self, sandbox: Sandbox, call: ToolCall) -> ToolOutcome:
         """Run one call and return its observation; never raises for the agent's mistakes.
@@ -145,12 +174,16 @@ class ToolSet(Mapping[str, Tool]):
         """
         parsed = self.parse(text)
         if parsed.error is not None:
-            return [self._count(ToolOutcome(None, str(parsed.error), parsed.status))]
+            return [self.refuse(parsed)]
         return [await self.dispatch(sandbox, call) for call in parsed.calls]
 
     def _count(self, outcome: ToolOutcome) -> ToolOutcome:
+        """Count ``outcome`` and cap its text if it is an error: every outcome passes here."""
         self.counts[outcome.status] += 1
-        return outcome
+        if outcome.ok or len(outcome.text) <= self.error_chars:
+            return outcome
+        return dataclasses.replace(outcome, text=output.cap(outcome.text, self.error_chars),
+                                   truncated=True)
 
     def __repr__(self) -> str:
         return f"ToolSet({', '.join(t.signature for t in self._tools.values())})"
