@@ -3,6 +3,7 @@
 One step::
 
     groups = await source.get_batch(groups_per_step)     # RolloutManager, in the background
+                                                         # (dynamic_sampling: mixed groups only)
     await prepare(groups)                                # more rollouts, if any (VinePPO)
     batch  = build_batch(groups, advantage_fn)           # drop infra errors, pad, advantages
     policy_update(batch)                                 # micro-batches, accumulation, AdamW
@@ -59,6 +60,7 @@ from toolgym.trainers.checkpoint import (
     save_checkpoint,
 )
 from toolgym.trainers.config import dump_yaml, format_config, option
+from toolgym.trainers.dynamic_sampling import draw_mixed_groups
 from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind, RatioLevel
 from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
@@ -125,6 +127,12 @@ class TrainerConfig:
         "this many tokens costs its episode up to overlong_penalty of (training) reward, "
         "linearly, all of it at the budget; the worst turn counts. 0: off.")
     overlong_penalty: float = option(1.0, "The soft overlong punishment at the budget.")
+    dynamic_sampling: bool = option(
+        False, "DAPO's dynamic sampling: drop the groups whose episodes all got the same reward "
+        "(group-relative advantages 0; counted: dynamic_groups_dropped).")
+    resample_rounds: int = option(
+        0, "With dynamic_sampling: up to this many more rollout draws per step to refill it to "
+        "groups_per_step (0: train on the groups left).")
     disable_dropout: bool = option(True, "Set every dropout of the policy (LoRA's included) to 0, "
                                    "so the trainer's log-probs are the sampler's (as TRL does).")
     weight_sync: Literal["shared", "copy"] = option(
@@ -165,6 +173,12 @@ class TrainerConfig:
         if not 0 <= self.overlong_buffer <= self.sampling.max_new_tokens:
             raise ConfigError(f"Need 0 <= overlong_buffer <= sampling.max_new_tokens "
                               f"({self.sampling.max_new_tokens}); got {self.overlong_buffer}.")
+        if self.resample_rounds < 0 or (self.resample_rounds and not self.dynamic_sampling):
+            raise ConfigError(f"resample_rounds ({self.resample_rounds}) must be >= 0 and goes "
+                              "with dynamic_sampling: true.")
+        if self.dynamic_sampling and self.rollout.group_size < 2:
+            raise ConfigError("dynamic_sampling drops groups whose rewards are all equal; a "
+                              "group of one always is: set rollout.group_size >= 2.")
         if self.overlong_penalty < 0:
             raise ConfigError(f"overlong_penalty must be >= 0; got {self.overlong_penalty}.")
         if self.save_every < 0:
@@ -375,7 +389,12 @@ class Trainer:
     async def train_step(self) -> dict[str, float]:
         """One step: get a batch, update the policy, push the weights, log."""
         start = time.perf_counter()
-        groups = await self.source.get_batch(self.config.groups_per_step)
+        n, sampling = self.config.groups_per_step, dict[str, float]()
+        if self.config.dynamic_sampling:
+            groups, drawn, sampling = await draw_mixed_groups(
+                self.source, n, resample_rounds=self.config.resample_rounds)
+        else:
+            groups = drawn = await self.source.get_batch(n)
         waited = time.perf_counter() - start
         trajectories = [t for group in groups for t in group]
         prepared = await self.prepare(trajectories)
@@ -387,8 +406,8 @@ class Trainer:
         self.version += 1
         await self.weight_sync(self.policy, self.version)
         self.source.set_policy_version(self.version)
-        metrics = {**rollout_metrics(trajectories, self.version - 1), **update,
-                   **prepared, **batch_metrics,
+        metrics = {**rollout_metrics([t for g in drawn for t in g], self.version - 1), **update,
+                   **prepared, **batch_metrics, **sampling,
                    "train_tokens_per_s": float(batch.attention_mask.sum()) / max(update_s, 1e-9),
                    "wait_s": waited, "update_s": update_s,
                    "step_s": time.perf_counter() - start, **self._generation_metrics(),

@@ -18,13 +18,14 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from toolgym.rollout.trajectory import Trajectory
 
-__all__ = ["MetricsLogger", "file_size", "read_metrics", "rollout_metrics", "truncate_file"]
+__all__ = ["MetricsLogger", "file_size", "group_is_mixed", "read_metrics", "rollout_metrics",
+           "truncate_file"]
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -119,18 +120,25 @@ def _mean(xs: Sequence[float]) -> float:
     return sum(xs) / len(xs) if xs else float("nan")
 
 
+def group_is_mixed(group: Iterable[Trajectory]) -> bool:
+    """Whether the rewards of a group's episodes differ (``infra_error`` ones, which no
+    trainer keeps, left out): a group-relative estimator (GRPO, RLOO) learns only from those."""
+    return len({t.final_reward for t in group if t.outcome != "infra_error"}) > 1
+
+
 def rollout_metrics(trajectories: Sequence[Trajectory], policy_version: int) -> dict[str, float]:
     """Reward, success, outcomes, time split and staleness of a batch's episodes.
 
     ``groups_mixed`` is the share of groups (by ``group_id``) whose rewards are
-    not all equal: a group-relative estimator (GRPO, RLOO) learns only from
-    those, so a run whose early batches have none cannot learn at all.
+    not all equal (:func:`group_is_mixed`): a group-relative estimator (GRPO,
+    RLOO) learns only from those, so a run whose early batches have none cannot
+    learn at all.
     """
     n = len(trajectories)
     rewards = [t.final_reward for t in trajectories]
-    by_group: dict[object, set[float]] = {}
+    by_group: dict[object, list[Trajectory]] = {}
     for t in trajectories:
-        by_group.setdefault(t.group_id, set()).add(t.final_reward)
+        by_group.setdefault(t.group_id, []).append(t)
     outcomes = Counter(t.outcome or "none" for t in trajectories)
     env_s = sum(t.timings.get("env_s", 0.0) for t in trajectories)
     model_s = sum(t.timings.get("model_s", 0.0) for t in trajectories)
@@ -140,7 +148,7 @@ def rollout_metrics(trajectories: Sequence[Trajectory], policy_version: int) -> 
         "reward_std": _std(rewards),
         "success_rate": outcomes["success"] / n if n else float("nan"),
         "episodes": float(n),
-        "groups_mixed": _mean([float(len(r) > 1) for r in by_group.values()]),
+        "groups_mixed": _mean([float(group_is_mixed(g)) for g in by_group.values()]),
         "turns_mean": _mean([len(t.turns) for t in trajectories]),
         "action_tokens_mean": _mean([t.num_action_tokens for t in trajectories]),
         "episode_wall_s_mean": _mean([t.timings.get("wall_s", 0.0) for t in trajectories]),
