@@ -4,7 +4,9 @@ Gymnasium's ``TimeLimit`` serves sync users of ``gymnasium.make``; it knows
 nothing of ``astep``. :class:`Budget` is the same turn limit for both paths,
 plus an optional token budget, and it is what :func:`toolgym.envs.make_async`
 applies. Either way ``truncated`` (a limit outside the task) stays separate
-from ``terminated`` (the task ended).
+from ``terminated`` (the task ended). A truncated episode is over: stepping it
+again raises, as stepping a terminated :class:`~toolgym.envs.base.ToolEnv` does,
+instead of running more tool calls past the budget.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import gymnasium
 
 from toolgym._sync import run_sync
 from toolgym.envs.outcome import Outcome
+from toolgym.errors import ToolgymError
 
 
 def count_chars_as_tokens(text: str) -> int:
@@ -25,6 +28,10 @@ def count_chars_as_tokens(text: str) -> int:
 
 class Budget(gymnasium.Wrapper[str, str, str, str]):
     """Truncate after ``max_turns`` steps or ``max_tokens`` tokens of actions and observations.
+
+    Raises:
+        ToolgymError: from ``step``/``astep`` after this wrapper truncated the
+            episode, until the next reset.
 
     Example:
         >>> env = Budget(gymnasium.make("toolgym/HumanEval-v0", max_episode_steps=-1),
@@ -45,13 +52,19 @@ class Budget(gymnasium.Wrapper[str, str, str, str]):
         self.count_tokens = count_tokens
         self.turns = 0
         self.tokens = 0
+        self.truncated_by: str | None = None
+        """"turns" or "tokens" once this wrapper ended the episode; None before."""
 
     async def areset(self, **kwargs: Any) -> tuple[str, dict[str, Any]]:
         obs, info = await self.env.unwrapped.areset(**kwargs)  # type: ignore[attr-defined]
         self.turns, self.tokens = 0, self.count_tokens(obs)
+        self.truncated_by = None
         return obs, info
 
     async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        if self.truncated_by is not None:
+            raise ToolgymError(f"The episode was truncated (its {self.truncated_by} budget ran "
+                               "out): call reset() first.")
         obs, reward, terminated, truncated, info = await self.env.unwrapped.astep(action)  # type: ignore[attr-defined]
         return self._limit(action, obs, reward, terminated, truncated, info)
 
@@ -72,6 +85,6 @@ class Budget(gymnasium.Wrapper[str, str, str, str]):
         over_tokens = self.max_tokens is not None and self.tokens >= self.max_tokens
         if not (terminated or truncated) and (over_turns or over_tokens):
             truncated = True
-            info = {**info, "outcome": Outcome.TRUNCATED,
-                    "truncated_by": "turns" if over_turns else "tokens"}
+            self.truncated_by = "turns" if over_turns else "tokens"
+            info = {**info, "outcome": Outcome.TRUNCATED, "truncated_by": self.truncated_by}
         return obs, reward, terminated, truncated, info
