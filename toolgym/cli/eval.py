@@ -197,7 +197,8 @@ def eval_command(
     except (KeyboardInterrupt, SystemExit) as exc:  # Ctrl-C, or SIGTERM via exit_on_sigterm
         console.print(f"[yellow]interrupted[/yellow]: finished episodes are kept in "
                       f"{out / 'trajectories.jsonl'}; run the same command again to resume.")
-        raise typer.Exit(exc.code if isinstance(exc, SystemExit) else 130) from None
+        code = exc.code if isinstance(exc, SystemExit) and isinstance(exc.code, int) else 130
+        raise typer.Exit(code) from None
     _print_summary(summary, out)
 
 

@@ -296,7 +296,10 @@ class Trainer:
                               "does not support kl_in: reward; use kl_in: loss (k2 or k3).")
         self._owns_agent = agent is None and source is None
         self.agent = build_agent(self.policy, config) if self._owns_agent else agent
-        self.source = source or RolloutManager(config.rollout, self.agent, chat=self.policy.chat)
+        if source is None:
+            assert self.agent is not None  # built above: neither was given
+            source = RolloutManager(config.rollout, self.agent, chat=self.policy.chat)
+        self.source = source
         self.weight_sync = weight_sync or default_weight_sync(self.agent, config.weight_sync)
         self.optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.total_optimizer_steps)
@@ -429,7 +432,7 @@ class Trainer:
                                      self.config, self.generator, value=self.value_term())
             finally:
                 self.policy.model.eval()
-                if locked and hasattr(self.agent, "policy_version"):
+                if locked and self.agent is not None and hasattr(self.agent, "policy_version"):
                     self.agent.policy_version = new_version
 
     @contextlib.contextmanager
@@ -505,7 +508,8 @@ class Trainer:
         restore_rng(state["rng"])
         self.generator.set_state(state["generator"])
         load_source_state(self.source, state["source"])
-        if state.get("sampler") and hasattr(self.agent, "load_sampler_state"):
+        if (state.get("sampler") and self.agent is not None
+                and hasattr(self.agent, "load_sampler_state")):
             self.agent.load_sampler_state(state["sampler"])
         for name, size in state["files"].items():
             truncate_file(self.run_dir / name, int(size))

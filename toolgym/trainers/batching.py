@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -98,11 +99,14 @@ class Batch:
         """The samples at ``index``, trimmed to their longest real sequence."""
         idx = torch.as_tensor(index, dtype=torch.long)
         width = int(self.attention_mask[idx].sum(-1).max()) if len(idx) else 0
-        return Batch(**{f.name: _take(getattr(self, f.name), idx, width) for f in fields(self)})
+        taken: dict[str, Any] = {f.name: _take(getattr(self, f.name), idx, width)
+                                 for f in fields(self)}
+        return Batch(**taken)
 
     def to(self, device: torch.device | str) -> Batch:
-        return Batch(**{f.name: None if getattr(self, f.name) is None
-                        else getattr(self, f.name).to(device) for f in fields(self)})
+        moved: dict[str, Any] = {f.name: None if getattr(self, f.name) is None
+                                 else getattr(self, f.name).to(device) for f in fields(self)}
+        return Batch(**moved)
 
 
 def _take(x: Tensor | None, idx: Tensor, width: int) -> Tensor | None:

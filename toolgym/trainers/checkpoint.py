@@ -66,7 +66,7 @@ def latest_checkpoint(run_dir: str | Path) -> Path | None:
 # ---------------------------------------------------------------------- RNG
 def capture_rng() -> dict[str, Any]:
     """Python, NumPy, torch and CUDA RNG states, readable by ``torch.load(weights_only=True)``."""
-    name, key, pos, has_gauss, gauss = np.random.get_state()  # type: ignore[misc]
+    name, key, pos, has_gauss, gauss = np.random.get_state()
     state: dict[str, Any] = {
         "python": random.getstate(),
         "numpy": [name, torch.from_numpy(np.asarray(key).copy()), pos, has_gauss, gauss],

@@ -130,9 +130,9 @@ def _unknown_key(key: str, valid: Sequence[str], prefix: str) -> ConfigError:
 
 
 def _default(f: dataclasses.Field[Any]) -> Any:
-    if f.default is not _MISSING:
+    if f.default is not dataclasses.MISSING:
         return f.default
-    if f.default_factory is not _MISSING:
+    if f.default_factory is not dataclasses.MISSING:
         return f.default_factory()
     return _MISSING
 

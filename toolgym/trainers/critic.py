@@ -150,6 +150,9 @@ class MatchFeatures(nn.Module):
                 [0., 0., 0.]])
     """
 
+    pairs: Tensor
+    """``Tensor[2, P]``: the index pairs ``(i, j)``, ``i < j``, a buffer (moves with the module)."""
+
     def __init__(self, width: int) -> None:
         super().__init__()
         self.width = width

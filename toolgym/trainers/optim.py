@@ -51,10 +51,10 @@ def build_optimizer(params: Iterable[torch.nn.Parameter] | Iterable[dict[str, An
     Groups (``{"params": [...], "lr": ...}``) let a value head train at its own
     rate; the LR schedule scales every group by the same factor.
     """
-    params = list(params)
-    if not params:
+    materialised: list[Any] = list(params)
+    if not materialised:
         raise ConfigError("The policy has no trainable parameters.")
-    return torch.optim.AdamW(params, lr=config.lr, betas=(config.beta1, config.beta2),
+    return torch.optim.AdamW(materialised, lr=config.lr, betas=(config.beta1, config.beta2),
                              eps=config.eps, weight_decay=config.weight_decay)
 
 

@@ -29,7 +29,7 @@ FIGURES: dict[str, tuple[str, ...]] = {
 
 
 def _smooth(values: Sequence[float], window: int) -> list[float]:
-    out, acc, queue = [], 0.0, []  # type: ignore[var-annotated]
+    out, acc, queue = [], 0.0, []
     for v in values:
         queue.append(v)
         acc += v

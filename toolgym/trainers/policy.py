@@ -153,9 +153,11 @@ class Policy:
             from peft import set_peft_model_state_dict
 
             result = set_peft_model_state_dict(self.model, state)
-            if result.unexpected_keys:
+            # torch's _IncompatibleKeys, a namedtuple subclass mypy cannot read
+            unexpected = result.unexpected_keys  # type: ignore[attr-defined]
+            if unexpected:
                 raise ConfigError(f"Adapter in {directory} does not fit: "
-                                  f"unexpected {result.unexpected_keys[:3]}")
+                                  f"unexpected {unexpected[:3]}")
             return
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         tied = _tied_names(self.model)
@@ -222,7 +224,9 @@ def load_policy(config: ModelConfig, *, reference: bool = False) -> Policy:
         raise ConfigError(f"model.path {config.path!r} is not a model directory; point it at a "
                           "directory written by save_pretrained (or an SFT run's export).")
     model = AutoModelForCausalLM.from_pretrained(config.path, dtype=_DTYPES[config.dtype])
-    model = model.to(config.device).eval()
+    # functools.wraps on PreTrainedModel.to loses the binding: mypy asks for the model as the
+    # first argument
+    model = model.to(config.device).eval()  # type: ignore[arg-type]
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref = None
@@ -245,7 +249,8 @@ def disable_dropout(model: torch.nn.Module) -> None:
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
         if isinstance(getattr(module, "attention_dropout", None), float):
-            module.attention_dropout = 0.0
+            # torch types Module.__setattr__ for tensors and modules only
+            module.attention_dropout = 0.0  # type: ignore[assignment]
 
 
 def _wrap_lora(model: Any, config: ModelConfig) -> Any:

@@ -259,7 +259,7 @@ class PPOTrainer(Trainer):
         hidden = int(self.policy.model.config.hidden_size)
         self.value_head = ValueHead(hidden).to(self.policy.device)
         head_lr = config.value_lr if config.value_lr is not None else config.optim.lr
-        groups = [{"params": self.policy.trainable_parameters()},
+        groups: list[dict[str, Any]] = [{"params": self.policy.trainable_parameters()},
                   {"params": list(self.value_head.parameters()), "lr": head_lr}]
         self.optimizer = build_optimizer(groups, config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim,

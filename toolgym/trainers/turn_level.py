@@ -37,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -184,7 +185,7 @@ class TurnLevelTrainer(Trainer):
             metrics["turn_adv_abs_mean"] = float(batch.advantages[batch.loss_mask].abs().mean())
         return batch, metrics
 
-    def turn_advantages(self, trajectories: list[Trajectory], group_ids: Tensor) -> Tensor:
+    def turn_advantages(self, trajectories: Sequence[Trajectory], group_ids: Tensor) -> Tensor:
         """``Tensor[B, K]``: the configured estimator on the kept trajectories."""
         cfg = self.config
         turns = turn_tensors(trajectories, process_coef=cfg.process_coef)
@@ -232,7 +233,7 @@ class TurnLevelTrainer(Trainer):
                 "vine_env_steps": float(sum(len(c.turns) for *_, c in ran)),
                 "vine_s": time.perf_counter() - start}
 
-    def _vine_advantages(self, trajectories: list[Trajectory], turns: TurnTensors,
+    def _vine_advantages(self, trajectories: Sequence[Trajectory], turns: TurnTensors,
                          group_ids: Tensor) -> Tensor:
         """VinePPO's TD(0) advantages on the values :meth:`prepare` sampled."""
         per_turn = [t.info.get("vine_returns", []) for t in trajectories]
@@ -251,7 +252,7 @@ class TurnLevelTrainer(Trainer):
         ended = torch.ones_like(turns.terminated)
         return vine_advantages(turns.rewards, values, turns.mask, gamma=gamma, terminated=ended)
 
-    def _critic_advantages(self, trajectories: list[Trajectory], turns: TurnTensors) -> Tensor:
+    def _critic_advantages(self, trajectories: Sequence[Trajectory], turns: TurnTensors) -> Tensor:
         assert self.critic is not None
         coef = self.config.process_coef
         if self.estimator is TurnEstimator.ARCHER:

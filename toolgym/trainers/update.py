@@ -37,7 +37,7 @@ import dataclasses
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 import torch
 from torch import Tensor
@@ -100,7 +100,14 @@ def trajectory_chunks(traj_index: Tensor, size: int) -> Iterator[Tensor]:
     yield torch.arange(start, n)
 
 
-def _processing(config: TrainerConfig) -> dict[str, float]:
+class Processing(TypedDict):
+    """The logit processing keywords of :func:`toolgym.trainers.logprobs.token_logprobs`."""
+
+    temperature: float
+    top_p: float
+
+
+def _processing(config: TrainerConfig) -> Processing:
     """How the sampler processed its logits (see :mod:`toolgym.agents.sampling`)."""
     return {"temperature": config.sampling.temperature, "top_p": config.sampling.top_p}
 
@@ -203,9 +210,11 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
         logp, entropy, hidden = token_logprobs_and_hidden(policy.model, mb.input_ids,
                                                           mb.attention_mask, **kwargs)
     assert entropy is not None
+    old = mb.old_logprobs if recomputes_old(config) else mb.behaviour_logprobs
+    assert old is not None, "compute_old_and_ref fills old_logprobs when they are recomputed"
     tis = config.tis_cap is not None
     loss, stats = policy_loss(
-        logp, mb.old_logprobs if recomputes_old(config) else mb.behaviour_logprobs,
+        logp, old,
         mb.advantages, mask, clip_low=config.clip_low, clip_high=config.clip_high,
         dual_clip=config.dual_clip, agg_mode=config.loss_agg,
         behaviour_logprobs=mb.behaviour_logprobs if tis else None, tis_cap=config.tis_cap,
