@@ -157,3 +157,19 @@ async def test_unknown_task_and_bad_counts_fail_before_anything_runs(tmp_path: P
         await evaluate(STUB, GoodAgent(), samples=0, concurrency=1,
                        out_dir=tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+async def test_resume_past_a_corrupt_middle_line_keeps_every_good_record(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A corrupt line in the middle of trajectories.jsonl made the resume exit with a traceback."""
+    s = await evaluate(STUB, GoodAgent(), samples=2, concurrency=2, out_dir=tmp_path,
+                       task_ids=["t0", "t1"], env_kwargs=ONE_TURN)
+    assert s.complete
+    path = tmp_path / TRAJECTORIES
+    first, *rest = path.read_bytes().splitlines(keepends=True)
+    path.write_bytes(first + b"\x00\x00garbage{\n" + b"".join(rest[:-1]))  # the last one lost
+    s = await evaluate(STUB, GoodAgent(), samples=2, concurrency=2, out_dir=tmp_path,
+                       task_ids=["t0", "t1", "t2"], env_kwargs=ONE_TURN)
+    assert s.complete and s.pass_at_k[1] == 1.0
+    assert s.extra["run_episodes"] == 1 + 2  # the lost pair and the new task, nothing more
+    assert "trajectories.jsonl:2: skipping an unreadable line" in caplog.text

@@ -62,3 +62,21 @@ def test_jsonl_survives_a_torn_last_line(tmp_path):
 def test_turns_without_ids_are_not_trainable():
     t = Trajectory(env_id="e", task_id="t", turns=[Turn("text only")])
     assert not t.trainable
+
+
+def test_jsonl_damaged_in_the_middle_keeps_every_readable_record(tmp_path, caplog):
+    """A corrupt line in the middle made read_jsonl raise (a resume died with a traceback)."""
+    path = tmp_path / "t.jsonl"
+    trajs = [Trajectory(env_id="e", task_id=str(i), turns=[Turn("x", [i], [0.0])])
+             for i in range(5)]
+    write_jsonl(path, trajs[:1])
+    with open(path, "ab") as f:
+        f.write(b"\x00" * 64 + b"\n")  # a block of NULs a crash left
+        f.write(b"\xff\xfe not json\n")  # garbage, not even UTF-8
+        f.write(trajs[1].to_json()[:30].encode())  # torn, then a record glued behind it
+        f.write(trajs[1].to_json().encode() + b"\n")
+        f.write(b'{"env_id": "e", "turns": "nope"}\n')  # valid JSON, not a trajectory
+    write_jsonl(path, trajs[2:])
+    assert [t.task_id for t in read_jsonl(path)] == ["0", "1", "2", "3", "4"]
+    assert "t.jsonl:2: skipping an unreadable line" in caplog.text
+    assert "3 unreadable line(s) skipped (line 2, 3, 5)" in caplog.text

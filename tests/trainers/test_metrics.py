@@ -59,3 +59,14 @@ def test_warmup_then_cosine_to_the_floor() -> None:
     assert factors[-1] == pytest.approx(0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 7 / 8)))
     assert lr_factor(50, 10, cfg) == pytest.approx(0.1)
     assert lr_factor(5, 10, OptimConfig(schedule="constant")) == 1.0
+
+
+def test_a_corrupt_middle_line_is_skipped_and_the_rest_kept(tmp_path: Path) -> None:
+    """A corrupt middle line made read_metrics (toolgym doctor, plots) raise."""
+    log = MetricsLogger(tmp_path, tensorboard=False)
+    log.log(1, {"loss": 1.0})
+    with open(log.path, "ab") as f:
+        f.write(b"\x00" * 16 + b"\n")
+    log.log(2, {"loss": 0.5})
+    log.close()
+    assert [r["step"] for r in read_metrics(tmp_path)] == [1, 2]

@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from toolgym.jsonl import read_records
+
 
 @dataclass
 class Turn:
@@ -144,7 +146,7 @@ def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> None:
 
     A line is written with a single ``write`` on an ``O_APPEND`` descriptor, so
     an interrupted run leaves whole lines behind (at worst a torn last line,
-    which :func:`read_jsonl` skips and reports).
+    which :func:`read_jsonl` skips).
     """
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
     try:
@@ -155,10 +157,7 @@ def write_jsonl(path: str | Path, trajectories: Iterable[Trajectory]) -> None:
 
 
 def read_jsonl(path: str | Path) -> Iterator[Trajectory]:
-    """Read trajectories back; a torn last line (a killed writer) is skipped."""
-    with open(path, encoding="utf-8") as f:
-        lines = f.readlines()
-    for n, line in enumerate(lines):
-        if not line.endswith("\n") and n == len(lines) - 1:
-            break
-        yield Trajectory.from_json(line)
+    """Read trajectories back, past damage: a torn last line (a killed writer) is
+    skipped, an unreadable line in the middle too, with a warning
+    (:func:`toolgym.jsonl.read_records`); every readable trajectory is kept."""
+    return read_records(path, Trajectory.from_json)

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from toolgym.jsonl import read_records
 from toolgym.rollout.trajectory import Trajectory
 
 __all__ = ["MetricsLogger", "file_size", "group_is_mixed", "read_metrics", "rollout_metrics",
@@ -91,14 +92,14 @@ def _finite(metrics: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_metrics(path: str | Path) -> list[dict[str, Any]]:
-    """All records of a metrics file; a torn last line (a killed writer) is skipped."""
+    """All records of a metrics file; a torn last line (a killed writer) and unreadable
+    lines are skipped (:func:`toolgym.jsonl.read_records`)."""
     path = Path(path)
     if path.is_dir():
         path = path / METRICS_FILE
     if not path.exists():
         return []
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    return [json.loads(line) for line in lines if line.endswith("\n") and line.strip()]
+    return [r for r in read_records(path, json.loads) if isinstance(r, dict)]
 
 
 def truncate_file(path: str | Path, size: int) -> None:
