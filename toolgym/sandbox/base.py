@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Protocol, Self, runtime_checkable
 
 from toolgym._sync import run_sync
 from toolgym.sandbox.limits import Limits
@@ -153,7 +153,17 @@ class SyncMixin:
 
     limits: Limits
 
-    async def aexec(self, cmd: Command, **kwargs: object) -> ExecResult:  # pragma: no cover
+    async def aexec(
+        self,
+        cmd: Command,
+        *,
+        timeout: float | None = None,
+        stdin: bytes | str | None = None,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        output_bytes: int | None = None,
+        trusted: bool = False,
+    ) -> ExecResult:  # pragma: no cover
         raise NotImplementedError
 
     async def awrite_file(
@@ -200,13 +210,13 @@ class SyncMixin:
         """Destroy the sandbox. A second call does nothing."""
         run_sync(self.aclose())
 
-    def __enter__(self) -> SyncMixin:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    async def __aenter__(self) -> SyncMixin:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

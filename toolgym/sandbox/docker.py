@@ -32,7 +32,7 @@ import json
 import socket
 import struct
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import docker.errors
 
@@ -234,7 +234,7 @@ class DockerSandbox(SupervisedSandbox):
                 workdir="/",
             )["Id"]
             raw = api.exec_start(exec_id, socket=True)
-            sock = getattr(raw, "_sock", raw)
+            sock = cast(socket.socket, getattr(raw, "_sock", raw))
             dup = sock.dup()  # ours alone: docker-py's response may close the original
             raw.close()
             sock.close()

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import docker.errors
+from docker.models.images import Image
 
 from toolgym.errors import ConfigError, ImageNotFound, SandboxError
 from toolgym.sandbox.docker_client import docker_client
@@ -367,12 +368,12 @@ def stale_images(names: Iterable[str] | None = None) -> list[str]:
     return list(dict.fromkeys(stale))
 
 
-def _chosen(image: docker.models.images.Image, name: str) -> bool:
+def _chosen(image: Image, name: str) -> bool:
     """``toolgym/<name>:latest`` points to it: what sandboxes of that name run."""
     return f"{REPOSITORY}/{name}:latest" in image.tags
 
 
-def _built_tags(image: docker.models.images.Image, name: str) -> list[str]:
+def _built_tags(image: Image, name: str) -> list[str]:
     """The tag a toolgym build gave ``image`` (none when a user retagged it)."""
     tag = image_tag_for_hash(name, str(image.labels.get(LABEL_HASH, "")))
     return [tag] if tag in image.tags else []

@@ -183,6 +183,7 @@ class SandboxPool:
             )
         timeout = self.config.acquire_timeout_s if timeout is None else timeout
         deadline = time.monotonic() + timeout
+        sandbox: Sandbox | None
         while True:
             async with self._cond:
                 while True:

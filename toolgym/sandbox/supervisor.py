@@ -42,14 +42,15 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Any
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 256 * 1024 * 1024
 AGENT_UID = 1000
 """uid and gid of the agent's commands in a Docker sandbox."""
-CONFIG = {"agent_uid": None, "rlimits": {}}
+CONFIG: dict[str, Any] = {"agent_uid": None, "rlimits": {}}
 """Set from the command line at start (see the module docstring)."""
-TOKEN = []
+TOKEN: list[str] = []
 """The secret of the host that started this supervisor (first ping), never sent back."""
 AFTER_EXIT_GRACE_S = 0.2
 """How long to keep reading output after the command exits: background jobs may hold the pipe."""

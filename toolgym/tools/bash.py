@@ -65,7 +65,7 @@ class BashTool(Tool):
             env=QUIET_ENV,
             output_bytes=self.output_bytes,
         )
-        notes = []
+        notes: list[str | None] = []
         if result.truncated:
             notes.append(output.truncation_note(self.output_bytes))
         if result.timed_out:

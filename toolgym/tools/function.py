@@ -53,7 +53,7 @@ class FunctionTool(Tool):
         if not self.description:
             raise TypeError(f"{fn.__name__}: give the tool a docstring or a description=")
         self.parameters = function_parameters(fn, skip=1)
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
         """Call the function; a plain string result becomes a successful :class:`ToolResult`."""
