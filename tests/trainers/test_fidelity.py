@@ -37,13 +37,17 @@ from toolgym.trainers.update import policy_update
 runner = CliRunner()
 
 
-def test_step0_ratio_is_one_with_temperature_and_top_p(tiny_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("ratio_level", ["token", "sequence"])
+def test_step0_ratio_is_one_with_temperature_and_top_p(tiny_dir: Path, tmp_path: Path,
+                                                       ratio_level: str) -> None:
     cfg = grpo_config(tmp_path / "run", tiny_dir, total_steps=1, export_final=False,
-                      sampling={"temperature": 0.7, "top_p": 0.8, "max_new_tokens": 8})
+                      sampling={"temperature": 0.7, "top_p": 0.8, "max_new_tokens": 8},
+                      ratio_level=ratio_level, clip_low=3e-4, clip_high=4e-4)
     history = GRPOTrainer(cfg, echo=None).train()
     # before the fix: 0.80 (the sampler's nucleus-renormalised logprobs against tempered ones)
     assert history[0]["ratio_mean"] == pytest.approx(1.0, abs=1e-3)
     assert history[0]["approx_kl"] == pytest.approx(0.0, abs=1e-4)
+    assert history[0]["clip_fraction"] < 0.01  # even GSPO's clip range holds it
     # the mismatch block, logged every step, says the same
     assert history[0]["mismatch_ratio_mean"] == pytest.approx(1.0, abs=1e-3)
     assert history[0]["mismatch_abs_max"] < 1e-3
