@@ -211,7 +211,7 @@ def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
                                                           mb.attention_mask, **kwargs)
     assert entropy is not None
     old = mb.old_logprobs if recomputes_old(config) else mb.behaviour_logprobs
-    assert old is not None, "compute_old_and_ref fills old_logprobs when they are recomputed"
+    assert old is not None, "precompute_logprobs fills old_logprobs when they are recomputed"
     tis = config.tis_cap is not None
     loss, stats = policy_loss(
         logp, old,
