@@ -23,14 +23,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
 from toolgym.agents.base import DEFAULT_SAMPLING, AgentTurn, Conversation, Message, SamplingParams
-from toolgym.agents.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HTTPAgent, http_error
+from toolgym.agents.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HTTPAgent
 from toolgym.agents.retry import DEFAULT_RETRY, RetryPolicy
 from toolgym.errors import ConfigError
 
@@ -66,6 +65,8 @@ class AnthropicAgent(HTTPAgent):
         'https://api.anthropic.com/v1/messages'
     """
 
+    answer_kind = "a Messages answer"
+
     def __init__(
         self,
         base_url: str,
@@ -95,19 +96,6 @@ class AnthropicAgent(HTTPAgent):
         self.parallel_tool_calls = parallel_tool_calls
         self.extra_body = dict(extra_body or {})
 
-    async def act(self, conversation: Conversation) -> AgentTurn:
-        """Request one message; raises AgentTimeout / AgentHTTPError once retries are spent."""
-        start = time.perf_counter()
-        data, attempts = await self._post(self.request_body(conversation))
-        try:
-            turn = parse_message(data)
-        except (KeyError, TypeError, ValueError) as exc:
-            self.stats.failed += 1
-            raise http_error(self.url, 200, f"not a Messages answer ({exc!r})", attempts) from exc
-        return dataclasses.replace(turn, latency_s=time.perf_counter() - start,
-                                   policy_version=self.policy_version,
-                                   info={**turn.info, "attempts": attempts})
-
     def request_body(self, conversation: Conversation) -> dict[str, Any]:
         """The JSON body sent for ``conversation``."""
         system, messages = anthropic_messages(conversation.messages)
@@ -128,6 +116,10 @@ class AnthropicAgent(HTTPAgent):
                 body["tool_choice"] = choice
         body.update(self.extra_body)
         return body
+
+    def parse_answer(self, data: dict[str, Any]) -> AgentTurn:
+        """The turn in a Messages answer (:func:`parse_message`)."""
+        return parse_message(data)
 
 
 def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:

@@ -2,8 +2,10 @@
 
 :class:`HTTPAgent` posts a JSON body through :class:`~toolgym.agents.retry.RetryTransport`
 and turns what cannot be retried into :class:`~toolgym.errors.AgentTimeout` or
-:class:`~toolgym.errors.AgentHTTPError`. The OpenAI-compatible and Anthropic
-agents differ only in the body they build and the answer they read.
+:class:`~toolgym.errors.AgentHTTPError`. Its :meth:`~HTTPAgent.act` is the
+whole turn; the OpenAI-compatible and Anthropic agents differ only in the body
+they build (:meth:`~HTTPAgent.request_body`) and the answer they read
+(:meth:`~HTTPAgent.parse_answer`).
 
 Credentials go into the client's headers only: they are never part of a
 turn, an error message or a log line.
@@ -11,13 +13,15 @@ turn, an error message or a log line.
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import time
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
-from toolgym.agents.base import AgentBase
+from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.agents.retry import (
     ATTEMPTS,
     DEFAULT_RETRY,
@@ -35,6 +39,9 @@ DEFAULT_LIMITS = httpx.Limits(max_connections=256, max_keepalive_connections=64)
 class HTTPAgent(AgentBase):
     """Base of the HTTP agents: POST JSON to ``url`` with retries; subclasses build and read.
 
+    A subclass implements :meth:`request_body` and :meth:`parse_answer` and
+    names what a well-formed answer is in :attr:`answer_kind`.
+
     Args:
         url: The endpoint every request goes to.
         headers: Sent with every request (credentials included).
@@ -43,6 +50,9 @@ class HTTPAgent(AgentBase):
         limits: Connection pool limits (many episodes share one agent).
         transport: Transport that does the I/O, wrapped by the retry transport.
     """
+
+    answer_kind: ClassVar[str] = "an answer"
+    """What a well-formed answer is, for the error that a malformed one raises."""
 
     def __init__(
         self,
@@ -72,6 +82,31 @@ class HTTPAgent(AgentBase):
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+    async def act(self, conversation: Conversation) -> AgentTurn:
+        """Request one turn; raises AgentTimeout / AgentHTTPError once retries are spent.
+
+        An answer :meth:`parse_answer` cannot read (a missing field, a wrong
+        type) is an :class:`AgentHTTPError` with status 200, never retried.
+        """
+        start = time.perf_counter()
+        data, attempts = await self._post(self.request_body(conversation))
+        try:
+            turn = self.parse_answer(data)
+        except (LookupError, TypeError, ValueError) as exc:
+            self.stats.failed += 1
+            raise http_error(self.url, 200, f"not {self.answer_kind} ({exc!r})", attempts) from exc
+        return dataclasses.replace(turn, latency_s=time.perf_counter() - start,
+                                   policy_version=self.policy_version,
+                                   info={**turn.info, "attempts": attempts})
+
+    def request_body(self, conversation: Conversation) -> dict[str, Any]:
+        """The JSON body sent for ``conversation``."""
+        raise NotImplementedError
+
+    def parse_answer(self, data: dict[str, Any]) -> AgentTurn:
+        """The turn in a JSON answer; raises LookupError, TypeError or ValueError when malformed."""
+        raise NotImplementedError
 
     async def _post(self, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
         """POST ``body``; returns the JSON answer and the attempts it took.

@@ -18,7 +18,6 @@ check with ``toolgym check-template`` that the server's rendering is append-only
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ from toolgym.agents.base import (
     Message,
     SamplingParams,
 )
-from toolgym.agents.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HTTPAgent, http_error
+from toolgym.agents.http import DEFAULT_LIMITS, DEFAULT_TIMEOUT, HTTPAgent
 from toolgym.agents.retry import DEFAULT_RETRY, RetryPolicy
 
 _TOKEN_ID_PREFIX = "token_id:"
@@ -70,6 +69,8 @@ class OpenAIAgent(HTTPAgent):
         'http://127.0.0.1:8000/v1/chat/completions'
     """
 
+    answer_kind = "a chat completion"
+
     def __init__(
         self,
         base_url: str,
@@ -102,30 +103,6 @@ class OpenAIAgent(HTTPAgent):
         self.reasoning = reasoning
         self.extra_body = dict(extra_body or {})
 
-    async def act(self, conversation: Conversation) -> AgentTurn:
-        """Request one completion; raises AgentTimeout / AgentHTTPError once retries are spent."""
-        start = time.perf_counter()
-        data, attempts = await self._post(self.request_body(conversation))
-        try:
-            turn = parse_chat_completion(data)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
-            self.stats.failed += 1
-            raise http_error(self.url, 200, f"not a chat completion ({exc!r})", attempts) from exc
-        info = {**turn.info, "attempts": attempts}
-        return AgentTurn(
-            text=turn.text,
-            token_ids=turn.token_ids,
-            logprobs=turn.logprobs,
-            finish_reason=turn.finish_reason,
-            tool_calls=turn.tool_calls,
-            reasoning=turn.reasoning,
-            prompt_token_ids=turn.prompt_token_ids,
-            usage=turn.usage,
-            latency_s=time.perf_counter() - start,
-            policy_version=self.policy_version,
-            info=info,
-        )
-
     def request_body(self, conversation: Conversation) -> dict[str, Any]:
         """The JSON body sent for ``conversation``."""
         body: dict[str, Any] = {
@@ -145,6 +122,10 @@ class OpenAIAgent(HTTPAgent):
             body.update(logprobs=True, return_token_ids=True, return_tokens_as_token_ids=True)
         body.update(self.extra_body)
         return body
+
+    def parse_answer(self, data: dict[str, Any]) -> AgentTurn:
+        """The turn in a chat completion (:func:`parse_chat_completion`)."""
+        return parse_chat_completion(data)
 
 
 def parse_chat_completion(data: Mapping[str, Any]) -> AgentTurn:
