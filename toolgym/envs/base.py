@@ -64,6 +64,20 @@ class AsyncTextEnv(gymnasium.Env[str, str]):
     render_mode: str | None = None
     messages: list[dict[str, Any]]
 
+    async def areset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any]]:
+        """Start an episode: the first observation and its info."""
+        raise NotImplementedError
+
+    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Play one action: observation, reward, terminated, truncated, info."""
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Release what the env holds (its sandbox among them)."""
+        raise NotImplementedError
+
     def seed_rng(self, seed: int | None) -> None:
         """Seed ``self.np_random`` as ``gymnasium.Env.reset`` does. Call it from
         ``areset``: ``super().reset`` would be the blocking twin below."""

@@ -60,4 +60,4 @@ class LatencyEnv(gymnasium.Env[str, str]):
         pass
 
 
-gymnasium.register("toolgym-test/Latency-v0", entry_point=LatencyEnv)
+gymnasium.register("toolgym-test/Latency-v0", entry_point="toolgym.envs.latency:LatencyEnv")

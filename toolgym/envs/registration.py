@@ -92,8 +92,10 @@ def make_async(env_id: str, *, max_turns: int | None = None, max_tokens: int | N
     # such as a SandboxPool (bound to an event loop) must be passed, not copied.
     creator = (load_env_creator(env_spec.entry_point) if isinstance(env_spec.entry_point, str)
                else env_spec.entry_point)
+    if creator is None:
+        raise RegistryError(f"{env_id} is registered without an entry point")
     env = creator(**{**env_spec.kwargs, **kwargs})
-    if not hasattr(env, "astep"):
+    if not isinstance(env, gymnasium.Env) or not hasattr(env, "astep"):
         env.close()
         raise RegistryError(f"{env_id} is not a toolgym ToolEnv: it has no async twins")
     env.unwrapped.spec = env_spec

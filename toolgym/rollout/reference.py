@@ -8,12 +8,27 @@ demonstrations, and in benchmarks.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.registration import make_async
-from toolgym.errors import AgentError
+from toolgym.envs.tasks import Task, TaskSource
+from toolgym.errors import AgentError, RegistryError
+
+
+@runtime_checkable
+class ReferenceEnv(Protocol):
+    """An env that knows its tasks, their prompts and the actions that solve (or fail) them."""
+
+    @property
+    def tasks(self) -> TaskSource: ...
+
+    def task_prompt(self, task: Task) -> str: ...
+
+    def reference_actions(self, task: Task, kind: str = "oracle") -> list[str]: ...
+
+    async def aclose(self) -> None: ...
 
 
 class ReferenceAgent(AgentBase):
@@ -28,8 +43,11 @@ class ReferenceAgent(AgentBase):
 
     def __init__(self, env_id: str, kind: str = "oracle", *, chat: ChatTokenizer | None = None,
                  env_kwargs: dict[str, Any] | None = None) -> None:
-        env = make_async(env_id, **(env_kwargs or {}))
-        self._env = env.unwrapped
+        env = make_async(env_id, **(env_kwargs or {})).unwrapped
+        if not isinstance(env, ReferenceEnv):
+            env.close()
+            raise RegistryError(f"{env_id} has no reference actions to play")
+        self._env = env
         self._by_prompt = {self._env.task_prompt(t): t for t in self._env.tasks}
         self.kind = kind
         self.chat = chat
@@ -41,7 +59,7 @@ class ReferenceAgent(AgentBase):
             AgentError: the task is unknown or its reference actions ran out.
         """
         prompt = next((m["content"] for m in conversation.messages if m["role"] == "user"), None)
-        task = self._by_prompt.get(prompt)
+        task = self._by_prompt.get(prompt) if prompt is not None else None
         if task is None:
             raise AgentError("ReferenceAgent does not know this conversation's task")
         actions = self._env.reference_actions(task, self.kind)

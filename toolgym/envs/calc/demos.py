@@ -40,7 +40,7 @@ import random
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from toolgym.envs.calc.evaluator import calculate, format_value
 from toolgym.envs.calc.prompts import SYSTEM_PROMPT
@@ -200,7 +200,16 @@ def _mistype(expression: str, rng: random.Random) -> str:
     return f"{expression[:start]}{wrong}{expression[end:]}"
 
 
-def demonstrations(tasks: Iterable[Task], *, seed: int = 0, **probabilities: float) -> list[Demo]:
+class MistakeRates(TypedDict, total=False):
+    """The mistake probabilities of :func:`demonstration`."""
+
+    p_guess: float
+    p_mistype: float
+    p_miscopy: float
+
+
+def demonstrations(tasks: Iterable[Task], *, seed: int = 0,
+                   **probabilities: Unpack[MistakeRates]) -> list[Demo]:
     """:func:`demonstration` for each task, with one generator seeded by ``seed``."""
     rng = random.Random(seed)
     return [demonstration(task, rng, **probabilities) for task in tasks]

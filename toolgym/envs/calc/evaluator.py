@@ -83,6 +83,7 @@ def evaluate_rational(expression: str) -> Rational:
         tree = compile(expression.strip(), "<calc>", "eval", _ast.PyCF_ONLY_AST)
     except (SyntaxError, ValueError, MemoryError, RecursionError):
         raise CalcError("invalid expression") from None
+    assert isinstance(tree, _ast.Expression)  # mode "eval"
     try:
         return _eval(tree.body)
     except ZeroDivisionError:

@@ -71,7 +71,8 @@ class Demo:
 def demonstration(task: Task, rng: random.Random, *, p_wrong_key: float = 0.15,
                   p_miscopy: float = 0.1, max_turns: int = 5) -> Demo:
     """An imperfect demonstration (see the module docstring), at most ``max_turns`` turns."""
-    table, key, actions = task.data["table"], task.data["start"], []
+    table, key = task.data["table"], task.data["start"]
+    actions: list[str] = []
     seen: str | None = None
     while len(actions) < max_turns - 1:
         if rng.random() < p_wrong_key:

@@ -44,7 +44,7 @@ from toolgym.envs.outcome import Outcome
 from toolgym.envs.spaces import AnyText
 from toolgym.envs.tasks import Task
 from toolgym.errors import ToolgymError
-from toolgym.tools import Tool, ToolResult, ToolSet
+from toolgym.tools import Action, Tool, ToolResult, ToolSet
 
 __all__ = ["KeyChainEnv", "get_tool"]
 
@@ -129,10 +129,17 @@ class KeyChainEnv(AsyncTextEnv):
         self.messages = [{"role": "user", "content": prompt}]
         return prompt, self._info(new=list(self.messages))
 
-    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
-        """Look a key up, or score the final answer."""
+    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+        """Look a key up, or score the final answer.
+
+        Raises:
+            ToolgymError: the episode is over, or ``action`` is not text (this env
+                reads its tool calls from the text, it takes no native ones).
+        """
         if self._done or self.task is None:
             raise ToolgymError("The episode is over (or never started): call reset() first.")
+        if not isinstance(action, str):
+            raise ToolgymError("KeyChain takes text actions only, not native tool-call messages.")
         self.turn += 1
         self.messages.append({"role": "assistant", "content": action})
         answered = replies(self.task, self.tools, action)

@@ -73,14 +73,14 @@ def format_error(reply: dict[str, Any]) -> str:
 
 
 async def _run(sandbox: Sandbox, mode: str, request: dict[str, Any], timeout_s: float,
-               python: str) -> tuple[dict[str, Any] | None, ToolResult | None]:
+               python: str) -> dict[str, Any] | ToolResult:
     """Run ``searchd.py mode``; return its reply, or the failure as a tool result."""
     state = "/tmp/.toolgym-search-" + re.sub(r"\W", "", sandbox.id)[:16]
     result = await sandbox.aexec([python, "-I", "-S", SEARCHD, mode], stdin=json.dumps(request),
                                  env={"TOOLGYM_SEARCH_STATE": state}, timeout=timeout_s,
                                  output_bytes=OUTPUT_BYTES)
     if result.timed_out:
-        return None, ToolResult(notes.timeout_note(timeout_s, f"the {mode}"), timed_out=True)
+        return ToolResult(notes.timeout_note(timeout_s, f"the {mode}"), timed_out=True)
     try:
         reply = json.loads(result.stdout.strip().splitlines()[-1])
         if not isinstance(reply, dict):
@@ -88,10 +88,10 @@ async def _run(sandbox: Sandbox, mode: str, request: dict[str, Any], timeout_s: 
     except (ValueError, IndexError):
         detail = notes.join(result.stdout[-500:], result.stderr[-500:],
                             notes.exit_note(result.exit_code))
-        return None, ToolResult(f"Error: the {mode} failed.\n{detail}", error=True)
+        return ToolResult(f"Error: the {mode} failed.\n{detail}", error=True)
     if "error" in reply:
-        return None, ToolResult(format_error(reply), error=True)
-    return reply, None
+        return ToolResult(format_error(reply), error=True)
+    return reply
 
 
 def search_tool(*, timeout_s: float = 30.0, python: str = "python3") -> FunctionTool:
@@ -120,8 +120,8 @@ def search_tool(*, timeout_s: float = 30.0, python: str = "python3") -> Function
             return ToolResult(f"Error: k must be between 1 and {MAX_K}, got {k}.", error=True)
         if not query.strip():
             return ToolResult("Error: the query is empty; give some keywords.", error=True)
-        reply, failure = await _run(sandbox, "search", {"query": query, "k": k}, timeout_s, python)
-        return failure if reply is None else ToolResult(format_results(query, reply))
+        reply = await _run(sandbox, "search", {"query": query, "k": k}, timeout_s, python)
+        return reply if isinstance(reply, ToolResult) else ToolResult(format_results(query, reply))
 
     search.timeout_s = timeout_s  # type: ignore[attr-defined]
     return search
@@ -143,9 +143,8 @@ def open_tool(*, timeout_s: float = 30.0, python: str = "python3") -> FunctionTo
             doc_id: The id that search returned, e.g. "domestic_dog".
             page: Which page, from 1; the reply says how many there are.
         """
-        reply, failure = await _run(sandbox, "open", {"doc_id": doc_id, "page": page},
-                                    timeout_s, python)
-        return failure if reply is None else ToolResult(format_page(reply))
+        reply = await _run(sandbox, "open", {"doc_id": doc_id, "page": page}, timeout_s, python)
+        return reply if isinstance(reply, ToolResult) else ToolResult(format_page(reply))
 
     open_doc.timeout_s = timeout_s  # type: ignore[attr-defined]
     return open_doc

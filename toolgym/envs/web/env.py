@@ -21,7 +21,7 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from toolgym.envs.base import ToolEnv
+from toolgym.envs.base import Action, ToolEnv
 from toolgym.envs.tasks import Task
 from toolgym.envs.web import driver
 from toolgym.envs.web.prompts import SYSTEM_PROMPT
@@ -120,7 +120,7 @@ class WebEnv(ToolEnv):
         await self._add_screenshot(info)
         return f"{prompt}\n\n{self._page}", info
 
-    async def astep(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Run the action (see :meth:`ToolEnv.astep`); add a screenshot if asked for."""
         obs, reward, terminated, truncated, info = await super().astep(action)
         if not (terminated or truncated):
