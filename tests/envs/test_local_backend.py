@@ -1,8 +1,8 @@
 """Envs whose tools need no file of a Docker image run on the bubblewrap backend.
 
-Calculator-v0's ``calc`` runs the host's python3 under bubblewrap: the oracle
-scores 1, the wrong agent and every hack probe 0, and nothing ends as an
-infrastructure error (KeyChain-v0 holds no sandbox at all).
+Calculator-v0's ``calc`` runs the host's python3 under bubblewrap: it passes
+``check_env`` there (oracle 1, wrong agent and every hack probe 0, nothing an
+infrastructure error); KeyChain-v0 holds no sandbox at all, on any backend.
 """
 
 from __future__ import annotations
@@ -11,9 +11,11 @@ import os
 import shutil
 
 import pytest
+from typer.testing import CliRunner
 
+from toolgym.cli.main import app
 from toolgym.envs.calc.env import CalculatorEnv
-from toolgym.envs.checker import run_actions
+from toolgym.envs.checker import check_env, run_actions
 from toolgym.envs.outcome import Outcome
 from toolgym.envs.probes import generic_probes
 from toolgym.sandbox.provider import OnDemandSandboxes
@@ -43,3 +45,17 @@ async def test_calculator_on_local_sandboxes_scores_oracle_wrong_and_probes():
     finally:
         await env.aclose()
         await provider.aclose()
+
+
+@pytest.mark.parametrize("env_id", ["toolgym/Calculator-v0", "toolgym/KeyChain-v0"])
+async def test_env_passes_check_env_on_local_sandboxes(env_id):
+    report = await check_env(env_id, n_tasks=6, backend="local")
+    failed = [f"{r.name}: {r.detail}" for r in report.results if not r.ok]
+    assert failed == [] and len(report.results) == 8
+
+
+def test_check_env_command_takes_the_backend():
+    args = ["check-env", "toolgym/Calculator-v0", "--tasks", "3", "--sandbox-backend", "local"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert result.output.count("PASS") == 8

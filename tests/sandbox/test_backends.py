@@ -7,6 +7,7 @@ import gc
 import os
 import shutil
 import sys
+from copy import deepcopy
 
 import pytest
 
@@ -95,6 +96,8 @@ async def test_on_demand_reuses_a_clean_sandbox_and_recycles_on_doubt():
         fresh = await provider.acquire()
         assert fresh is not first and first.state.name == "CLOSED"
         await provider.release(fresh)
+        copy = deepcopy(provider)  # as gymnasium.make copies an env's kwargs
+        assert copy._spare is None and (copy.spec, copy.backend) == (SPEC, provider.backend)
     assert fresh.state.name == "CLOSED"  # aclose removes the spare
 
 

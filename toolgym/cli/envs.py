@@ -70,13 +70,16 @@ def check_env(
     tasks: Annotated[
         int, typer.Option(help="Tasks for the oracle, wrong-agent and probe runs.")
     ] = 20,
+    sandbox_backend: Annotated[str, typer.Option(
+        help="Who starts the sandboxes: docker, local (bubblewrap), or a plugin's.")] = "docker",
 ) -> None:
     """Run the conformance checks on ENV_ID; exit 1 if any fails."""
     from toolgym.envs.checker import check_env as run_checks
 
     try:
         report = asyncio.run(run_checks(
-            env_id, n_tasks=tasks, progress=lambda name: console.print(f"[dim]… {name}[/dim]")
+            env_id, n_tasks=tasks, backend=sandbox_backend,
+            progress=lambda name: console.print(f"[dim]… {name}[/dim]")
         ))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}")

@@ -74,6 +74,11 @@ class OnDemandSandboxes:
         self._spare: Sandbox | None = None
         self._out: set[Sandbox] = set()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> OnDemandSandboxes:
+        """A provider of the same spec and backend holding none of this one's sandboxes
+        (``gymnasium.make`` deep-copies the kwargs it re-makes an env from)."""
+        return OnDemandSandboxes(self.spec, self.backend, reuse=self.reuse)
+
     async def astart(self) -> OnDemandSandboxes:
         """Nothing to start: sandboxes start on :meth:`acquire`."""
         return self
