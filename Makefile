@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test setup docker venv images help
+.PHONY: demo test lint setup docker venv images help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -15,8 +15,13 @@ help: ## list the targets
 demo: setup ## set up, then train a tiny agent to use a calculator tool (SFT, then GRPO)
 	$(PY) examples/calculator_demo.py $(DEMO_ARGS)
 
-test: setup ## set up, then run the tests (PYTEST_ARGS="-k images" to pick some)
+test: setup ## set up, check the code (make lint), then run the tests (PYTEST_ARGS="-k images" to pick some)
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+lint: ## ruff (style, docstrings) and mypy (types) over the code; needs .venv/ (make venv)
+	$(PY) -m ruff check .
+	$(PY) -m mypy
 
 setup: ## install packages, start Docker, make .venv/, build images
 	scripts/setup.sh

@@ -18,9 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import warnings
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, SupportsFloat, TypeVar
 
 import gymnasium
 from gymnasium.utils.env_checker import check_env as gymnasium_check_env
@@ -63,7 +63,7 @@ class CheckReport:
         self.results.append(CheckResult(name, ok, detail))
 
 
-async def run_actions(env: Any, actions: list[Action],
+async def run_actions(env: Any, actions: Sequence[Action],
                       **reset_kwargs: Any) -> tuple[float, Outcome | None, list[str]]:
     """Play scripted actions on an async env; return (reward, outcome, observations).
 
@@ -153,7 +153,8 @@ async def _sync_async_agree(envs: EnvFactory, env: Any, tool_env: ToolEnv, ids: 
     def sync_run() -> tuple[float, list[str]]:
         with _sync_env(envs) as sync_env:
             obs, _ = sync_env.reset(options={"task_id": task.id})
-            seen, reward = [obs], 0.0
+            seen: list[str] = [obs]
+            reward: SupportsFloat = 0.0
             for action in actions:
                 obs, reward, terminated, truncated, _ = sync_env.step(action)
                 seen.append(obs)
@@ -203,7 +204,7 @@ async def _hack_probes(envs: EnvFactory, env: Any, tool_env: ToolEnv, ids: list[
                        seed: int) -> tuple[bool, str]:
     async def probe_task(task_env: Any, task_id: str) -> list[str]:
         task = tool_env.tasks.get(task_id)
-        probes: dict[str, list[Action]] = {**tool_env.hack_probes(task), **generic_probes(task)}
+        probes: dict[str, Sequence[Action]] = {**tool_env.hack_probes(task), **generic_probes(task)}
         scored = []
         for name, actions in probes.items():
             reward, outcome, _ = await run_actions(task_env, actions, options={"task_id": task_id})

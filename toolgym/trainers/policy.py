@@ -153,11 +153,9 @@ class Policy:
             from peft import set_peft_model_state_dict
 
             result = set_peft_model_state_dict(self.model, state)
-            # torch's _IncompatibleKeys, a namedtuple subclass mypy cannot read
-            unexpected = result.unexpected_keys  # type: ignore[attr-defined]
-            if unexpected:
+            if result.unexpected_keys:
                 raise ConfigError(f"Adapter in {directory} does not fit: "
-                                  f"unexpected {unexpected[:3]}")
+                                  f"unexpected {result.unexpected_keys[:3]}")
             return
         missing, unexpected = self.model.load_state_dict(state, strict=False)
         tied = _tied_names(self.model)
@@ -224,9 +222,7 @@ def load_policy(config: ModelConfig, *, reference: bool = False) -> Policy:
         raise ConfigError(f"model.path {config.path!r} is not a model directory; point it at a "
                           "directory written by save_pretrained (or an SFT run's export).")
     model = AutoModelForCausalLM.from_pretrained(config.path, dtype=_DTYPES[config.dtype])
-    # functools.wraps on PreTrainedModel.to loses the binding: mypy asks for the model as the
-    # first argument
-    model = model.to(config.device).eval()  # type: ignore[arg-type]
+    model = model.to(config.device).eval()
     if config.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     ref = None
