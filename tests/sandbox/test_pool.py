@@ -153,3 +153,43 @@ def test_exit_hook_removes_containers(ending):
     proc.wait(timeout=60)
     proc.stdout.close()
     assert run_containers(run_id) == []
+
+
+async def test_an_acquire_cancelled_while_its_sandbox_starts_leaks_nothing(spec):
+    """A cancel that reached _create after the backend had made the sandbox (here: while
+    the pool's lock was taken, as under many waiters) left a container no one owned."""
+    from toolgym.sandbox.owner import RUN_ID
+
+    before = set(run_containers(RUN_ID))
+    pool = await SandboxPool(spec, PoolConfig(size=0, max_size=4)).astart()
+    try:
+        for delay in (0.0, 0.05, 0.2, 0.5, 1.0):  # cancelled at points all through the start
+            task = asyncio.ensure_future(pool.acquire())
+            await asyncio.sleep(delay)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        assert pool._cond is not None
+        task = asyncio.ensure_future(pool.acquire())
+        while pool.total == 0:  # past acquire's own use of the lock: starting one
+            await asyncio.sleep(0.01)
+        async with pool._cond:  # the lock taken while the sandbox comes up
+            created = pool.events["created"]
+            for _ in range(600):
+                if pool.events["created"] > created:
+                    break
+                await asyncio.sleep(0.05)
+            task.cancel()
+        [got] = await asyncio.gather(task, return_exceptions=True)
+        if not isinstance(got, BaseException):  # it got its sandbox before the cancel
+            await pool.release(got)
+        async with pool.sandbox() as sb:  # the pool still works, its counts are right
+            assert (await sb.aexec("echo ok")).stdout == "ok\n"
+        assert pool.in_use == 0
+    finally:
+        await pool.aclose()
+    for _ in range(50):  # removals of cancelled starts run in threads
+        if set(run_containers(RUN_ID)) == before:
+            break
+        await asyncio.sleep(0.2)
+    assert set(run_containers(RUN_ID)) == before

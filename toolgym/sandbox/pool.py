@@ -299,24 +299,53 @@ class SandboxPool:
             budget.release(self._memory_mb)
 
     async def _create(self, idle: bool = True) -> Sandbox:
-        """Start one sandbox; ``_creating`` and its memory were already counted by the caller."""
+        """Start one sandbox; ``_creating`` and its memory were already counted by the caller.
+
+        Cancel-safe: the backend's start runs in a task of its own, and a caller
+        cancelled before it got the sandbox leaves it to :meth:`_abandon`, which
+        closes it when it is made. Once the sandbox exists, it is recorded without
+        an await, so no cancellation can fall between making it and owning it.
+        """
+        making = asyncio.ensure_future(self.backend.acreate(self.spec))
         try:
-            sandbox = await self.backend.acreate(self.spec)
+            sandbox = await asyncio.shield(making)
+        except asyncio.CancelledError:
+            self._spawn(self._abandon(making))
+            raise
         except BaseException:
             self.events["create_failed"] += 1
             self._unreserve()
-            async with self._notify():
-                self._creating -= 1
+            self._creating -= 1
+            self._spawn(self._wake())
             raise
         self.events["created"] += 1
+        self._creating -= 1
         if self._closed:
-            self._unreserve()
-            await sandbox.aclose()
-        async with self._notify():
-            self._creating -= 1
-            if idle and not self._closed:
-                self._idle.append((sandbox, time.monotonic()))
+            self._spawn(self._destroy(sandbox))
+        elif idle:
+            self._idle.append((sandbox, time.monotonic()))
+        self._spawn(self._wake())
         return sandbox
+
+    async def _abandon(self, making: asyncio.Future[Sandbox]) -> None:
+        """Close the sandbox a cancelled caller was starting, once it is made."""
+        try:
+            sandbox = await making
+        except BaseException:
+            self.events["create_failed"] += 1
+            self._unreserve()
+            self._creating -= 1
+            await self._wake()
+            return
+        self.events["created"] += 1
+        self._creating -= 1
+        await self._destroy(sandbox)  # unreserves and wakes waiters
+
+    async def _wake(self) -> None:
+        """Tell waiters in :meth:`acquire` that counts changed."""
+        if self._cond is not None:
+            async with self._notify():
+                pass
 
     def _top_up(self) -> None:
         """Start sandboxes in the background until ``size`` are idle or starting."""
@@ -347,9 +376,8 @@ class SandboxPool:
             await sandbox.aclose()
         finally:
             self._unreserve()
-            if self._cond is not None and not self._closed:
-                async with self._notify():
-                    pass
+            if not self._closed:
+                await self._wake()
 
     def _spawn(self, coro: Awaitable[None]) -> None:
         task = asyncio.ensure_future(coro)
