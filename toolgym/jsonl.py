@@ -23,7 +23,7 @@ T = TypeVar("T")
 
 
 def read_records(path: str | Path, parse: Callable[[str], T]) -> Iterator[T]:
-    """Every record of ``path`` that ``parse`` accepts, in order; damaged lines are skipped.
+    r"""Every record of ``path`` that ``parse`` accepts, in order; damaged lines are skipped.
 
     A torn last line (no newline: a writer was killed) is skipped silently. A
     line in the middle that ``parse`` refuses is skipped with a warning naming
@@ -38,7 +38,7 @@ def read_records(path: str | Path, parse: Callable[[str], T]) -> Iterator[T]:
     Example:
         >>> import json, tempfile
         >>> with tempfile.NamedTemporaryFile("w", suffix=".jsonl", delete=False) as f:
-        ...     _ = f.write('{"a": 1}\\n\\x00\\x00{"a": 2}\\n{"a": \\n{"a": 3}\\n{"a"')
+        ...     _ = f.write('{"a": 1}\n\x00\x00{"a": 2}\n{"a": \n{"a": 3}\n{"a"')
         >>> [r["a"] for r in read_records(f.name, json.loads)]
         [1, 2, 3]
     """

@@ -46,10 +46,10 @@ STOPWORDS = frozenset(
 
 
 def pages(text, page_chars=PAGE_CHARS):
-    """Cut ``text`` into pages of at most ``page_chars`` characters, at line ends.
+    r"""Cut ``text`` into pages of at most ``page_chars`` characters, at line ends.
 
-    >>> pages("ab\\ncd\\nef", 5)
-    ['ab\\ncd', 'ef']
+    >>> pages("ab\ncd\nef", 5)
+    ['ab\ncd', 'ef']
     """
     out, lines = [], []
     size = 0

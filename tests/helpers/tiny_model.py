@@ -129,14 +129,14 @@ def build_tiny_model(
     num_heads: int = 4,
     seed: int = 0,
 ) -> Path:
-    """Save a randomly initialised tiny Llama and its tokenizer under ``path``.
+    r"""Save a randomly initialised tiny Llama and its tokenizer under ``path``.
 
     Args:
         path: Directory to write (created if missing).
         chat_template: ``"chatml"``, ``"llama3"``, ``"chatml_drop_think"`` or a
             raw Jinja template (then the ChatML end-of-turn token is the EOS).
         texts: Extra texts whose characters must be in the vocabulary.
-        extra_tokens: Extra whole-word added tokens (e.g. ``"\\n\\n"`` to provoke
+        extra_tokens: Extra whole-word added tokens (e.g. ``"\n\n"`` to provoke
             boundary drift in template tests).
         hidden_size: Model width; the MLP is twice as wide.
         num_layers: Decoder layers.

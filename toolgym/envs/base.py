@@ -127,7 +127,9 @@ class ToolEnv(AsyncTextEnv):
         split: str | None = None,
         render_mode: str | None = None,
     ) -> None:
-        """Args:
+        """Set up the env; its sandbox comes at the first reset.
+
+        Args:
             tasks: where tasks come from; ``split`` narrows it (e.g. "train").
             tools: what the agent may call.
             verifier: scores final answers.
@@ -139,6 +141,7 @@ class ToolEnv(AsyncTextEnv):
                 :class:`~toolgym.sandbox.provider.OnDemandSandboxes` of ``sandbox``
                 on Docker, closed with the env.
             system_prompt: instructions shown before the task.
+            split: the part of ``tasks`` to play (e.g. "train"); None: all of them.
             render_mode: None or "ansi" (the transcript as text).
         """
         self.tasks = tasks.split(split) if split else tasks
@@ -178,6 +181,7 @@ class ToolEnv(AsyncTextEnv):
         :meth:`wrong_actions`; this picks one.
 
         Args:
+            task: one of this env's tasks.
             kind: ``"oracle"`` (solves the task, using a tool where it helps) or
                 ``"wrong"`` (a plausible answer that must score 0).
 

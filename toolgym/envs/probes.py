@@ -174,10 +174,10 @@ _ASSERT = re.compile(r"assert candidate\((.*)\) == (.+?)\s*$", re.M)
 
 
 def lookup_table_program(name: str, feedback: str) -> str:
-    """Second attempt of the retry attack: answer from the asserts the feedback showed.
+    r"""Second attempt of the retry attack: answer from the asserts the feedback showed.
 
     Example:
-        >>> print(lookup_table_program("f", "    assert candidate(2, 3) == 5\\n"))
+        >>> print(lookup_table_program("f", "    assert candidate(2, 3) == 5\n"))
         _TABLE = {repr((2, 3,)): 5}
         def f(*args):
             return _TABLE.get(repr(args))

@@ -16,10 +16,10 @@ PRINTABLE = "".join(chr(c) for c in range(32, 127)) + "\n\t"
 
 
 class AnyText(Text):
-    """Any ``str`` of at most ``max_length`` characters; samples printable ASCII.
+    r"""Any ``str`` of at most ``max_length`` characters; samples printable ASCII.
 
     Example:
-        >>> AnyText(100).contains("héllo <tool_call>{}</tool_call>\\n")
+        >>> AnyText(100).contains("héllo <tool_call>{}</tool_call>\n")
         True
     """
 

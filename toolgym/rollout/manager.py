@@ -104,7 +104,9 @@ class RolloutManager:
         envs: EnvFactory | None = None,
         on_trajectory: Callable[[Trajectory], None] | None = None,
     ) -> None:
-        """Args:
+        """Set up the runs; nothing starts until :meth:`run` (or ``async with``).
+
+        Args:
             config: what to run.
             agent: who acts.
             chat: the tokenizer of token-in/token-out prompts.

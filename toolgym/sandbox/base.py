@@ -31,10 +31,10 @@ Emptied on every reset."""
 
 @dataclass(frozen=True)
 class ExecResult:
-    """What one command did. A failing command is a result, not an exception.
+    r"""What one command did. A failing command is a result, not an exception.
 
     Example:
-        >>> r = ExecResult(exit_code=0, stdout="hi\\n", stderr="")
+        >>> r = ExecResult(exit_code=0, stdout="hi\n", stderr="")
         >>> r.ok
         True
     """

@@ -144,7 +144,7 @@ class _ExecSocket:
 
 
 class DockerSandbox(SupervisedSandbox):
-    """One Docker container with a persistent exec channel.
+    r"""One Docker container with a persistent exec channel.
 
     Create with :meth:`acreate` (or :meth:`create` from sync code); close with
     :meth:`aclose`, or use it as an (async) context manager.
@@ -152,7 +152,7 @@ class DockerSandbox(SupervisedSandbox):
     Example:
         >>> with DockerSandbox.create(SandboxSpec()) as sb:  # doctest: +SKIP
         ...     sb.exec("echo hi").stdout
-        'hi\\n'
+        'hi\n'
     """
 
     def __init__(self, container: Any, spec: SandboxSpec, host: str | None = None) -> None:

@@ -219,6 +219,7 @@ class SandboxPool:
         """Give ``sandbox`` back: cleaned for the next user, or replaced by a fresh one.
 
         Args:
+            sandbox: one this pool handed out (anything else is ignored).
             recycle: replace the container instead of cleaning it (do this on
                 any doubt: an exception, a cancelled episode). A sandbox that
                 broke the supervisor protocol (``tainted``) is always replaced.

@@ -39,10 +39,10 @@ class ToolStatus(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ToolResult:
-    """What a tool call produced: the observation text and what happened.
+    r"""What a tool call produced: the observation text and what happened.
 
     Example:
-        >>> r = ToolResult("ls: cannot access 'x'\\n[exit code 2]", error=True)
+        >>> r = ToolResult("ls: cannot access 'x'\n[exit code 2]", error=True)
         >>> r.status
         <ToolStatus.TOOL_ERROR: 'tool_error'>
     """

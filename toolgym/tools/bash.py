@@ -22,7 +22,7 @@ QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb"}
 
 
 class BashTool(Tool):
-    """Run a bash command line and return its output and exit status.
+    r"""Run a bash command line and return its output and exit status.
 
     Args:
         timeout_s: Wall-clock limit; the command's whole process group is
@@ -33,7 +33,7 @@ class BashTool(Tool):
     Example:
         >>> BashTool(timeout_s=5).signature
         'bash(command: str)'
-        >>> # (await BashTool()(sandbox, command="echo hi; exit 3")).text -> 'hi\\n[exit code 3]'
+        >>> # (await BashTool()(sandbox, command="echo hi; exit 3")).text -> 'hi\n[exit code 3]'
     """
 
     name = "bash"

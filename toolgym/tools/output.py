@@ -13,11 +13,11 @@ NO_OUTPUT = "(no output)"
 
 
 def join(*parts: str | None) -> str:
-    """Join non-empty parts with newlines; ``(no output)`` when all are empty.
+    r"""Join non-empty parts with newlines; ``(no output)`` when all are empty.
 
     Example:
-        >>> join("hello\\n", None, "[exit code 1]")
-        'hello\\n[exit code 1]'
+        >>> join("hello\n", None, "[exit code 1]")
+        'hello\n[exit code 1]'
     """
     kept = [p.rstrip("\n") for p in parts if p and p.strip()]
     return "\n".join(kept) if kept else NO_OUTPUT
@@ -50,11 +50,11 @@ def truncation_note(cap: int, total: int | None = None) -> str:
 
 
 def cap(text: str, limit: int) -> str:
-    """``text`` cut to about ``limit`` characters: its start and end, a note where it was cut.
+    r"""``text`` cut to about ``limit`` characters: its start and end, a note where it was cut.
 
     Example:
         >>> cap("a" * 50 + "b" * 50, 40)
-        'aaaaaaaaaaaaaaaaaaaaaaaaaa\\n[... 61 characters cut ...]\\nbbbbbbbbbbbbb'
+        'aaaaaaaaaaaaaaaaaaaaaaaaaa\n[... 61 characters cut ...]\nbbbbbbbbbbbbb'
     """
     if len(text) <= limit:
         return text
@@ -63,10 +63,10 @@ def cap(text: str, limit: int) -> str:
 
 
 def last_reason(message: str) -> str:
-    """The reason at the end of a Unix error message, without program and path prefixes.
+    r"""The reason at the end of a Unix error message, without program and path prefixes.
 
     Example:
-        >>> last_reason("sh: 1: cannot create /etc/x: Permission denied\\n")
+        >>> last_reason("sh: 1: cannot create /etc/x: Permission denied\n")
         'Permission denied'
     """
     lines = message.strip().splitlines()

@@ -304,10 +304,10 @@ def try_parse_action(
 def from_openai_tool_calls(
     tool_calls: Sequence[Mapping[str, Any]], tools: Mapping[str, Tool] | None = None
 ) -> list[ToolCall]:
-    """Convert the ``tool_calls`` of an OpenAI chat message into :class:`ToolCall` records.
+    r"""Convert the ``tool_calls`` of an OpenAI chat message into :class:`ToolCall` records.
 
     Each item looks like ``{"id": "call_1", "type": "function", "function":
-    {"name": "bash", "arguments": "{\\"command\\": \\"ls\\"}"}}``; ``arguments``
+    {"name": "bash", "arguments": "{\"command\": \"ls\"}"}}``; ``arguments``
     may also be an object already (some servers send one).
 
     Raises:

@@ -52,11 +52,11 @@ FAILURES = {
 
 
 def last_python_block(text: str) -> str | None:
-    """The last ```python fenced block of ``text``, or None.
+    r"""The last ```python fenced block of ``text``, or None.
 
     Example:
-        >>> last_python_block("x\\n```python\\nA\\n```\\n```python\\nB\\n```")
-        'B\\n'
+        >>> last_python_block("x\n```python\nA\n```\n```python\nB\n```")
+        'B\n'
     """
     blocks = FENCE.findall(text)
     return blocks[-1] if blocks else None
@@ -116,12 +116,12 @@ class UnitTestVerifier:
 
 
 def read_verdict(stdout: str, nonce: str) -> dict[str, Any] | None:
-    """The verdict from the harness's last line, or None when no line carries the nonce.
+    r"""The verdict from the harness's last line, or None when no line carries the nonce.
 
     Example:
-        >>> read_verdict('noise\\nN {"passed": true}\\n', "N")
+        >>> read_verdict('noise\nN {"passed": true}\n', "N")
         {'passed': True}
-        >>> read_verdict('M {"passed": true}\\n', "N") is None
+        >>> read_verdict('M {"passed": true}\n', "N") is None
         True
     """
     lines = stdout.rstrip("\n").rsplit("\n", 1)

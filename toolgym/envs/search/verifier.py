@@ -1,4 +1,4 @@
-"""Answer scoring for the search environment: SQuAD exact match and token F1, on the host.
+r"""Answer scoring for the search environment: SQuAD exact match and token F1, on the host.
 
 The reward is **exact match** (1.0 or 0.0) of the normalised final answer
 against any of the task's gold names (a synset has several: "dog",
@@ -76,10 +76,10 @@ def token_f1(prediction: str, gold: str) -> float:
 
 
 def final_answer(message: str) -> str:
-    """The answer part of a final message: after the last ``Answer:``, to the end of its line.
+    r"""The answer part of a final message: after the last ``Answer:``, to the end of its line.
 
     Example:
-        >>> final_answer("It is listed under canine.\\nAnswer: canine\\n")
+        >>> final_answer("It is listed under canine.\nAnswer: canine\n")
         'canine'
         >>> final_answer("  canine ")
         'canine'

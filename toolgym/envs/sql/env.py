@@ -43,7 +43,7 @@ def answer(sql: str) -> str:
 
 
 class SQLEnv(ToolEnv):
-    """Questions about SQLite databases; reward 1.0 when the answer's result is the gold result.
+    r"""Questions about SQLite databases; reward 1.0 when the answer's result is the gold result.
 
     Args:
         split: ``"train"``, ``"test"`` or None (both).
@@ -60,7 +60,7 @@ class SQLEnv(ToolEnv):
         >>> env = gymnasium.make("toolgym/SQL-v0", split="train")        # doctest: +SKIP
         >>> obs, info = env.reset(seed=0)                                # doctest: +SKIP
         >>> env.step(call("sql", query="SELECT COUNT(*) FROM orders"))[0]  # doctest: +SKIP
-        'COUNT(*)\\n--------\\n2310\\n(1 row)'
+        'COUNT(*)\n--------\n2310\n(1 row)'
     """
 
     def __init__(

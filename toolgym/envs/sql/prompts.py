@@ -13,10 +13,10 @@ SYSTEM_PROMPT = (
 
 
 def task_prompt(db: str, question: str) -> str:
-    """The first observation of a task: which database, and the question.
+    r"""The first observation of a task: which database, and the question.
 
     Example:
         >>> task_prompt("shop", "How many orders are there?")
-        'Database: shop\\n\\nHow many orders are there?'
+        'Database: shop\n\nHow many orders are there?'
     """
     return f"Database: {db}\n\n{question}"

@@ -48,11 +48,11 @@ which the runner itself caps at twice the gold's size plus 256 KiB."""
 
 
 def last_sql_block(text: str) -> str | None:
-    """The body of the last ```sql fenced block of ``text``, or None.
+    r"""The body of the last ```sql fenced block of ``text``, or None.
 
     Example:
-        >>> last_sql_block("maybe\\n```sql\\nSELECT 1\\n```\\nno:\\n```sql\\nSELECT 2;\\n```")
-        'SELECT 2;\\n'
+        >>> last_sql_block("maybe\n```sql\nSELECT 1\n```\nno:\n```sql\nSELECT 2;\n```")
+        'SELECT 2;\n'
         >>> last_sql_block("SELECT 1") is None
         True
     """
