@@ -10,6 +10,9 @@ from pathlib import Path
 import gymnasium
 import pytest
 
+from toolgym.sandbox import backends
+from toolgym.trainers.advantages import ADVANTAGE_ESTIMATORS
+
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
@@ -42,3 +45,32 @@ def test_sandbox_backends_example_runs_verbatim(capsys):
     code = section_code("Sandbox backends")
     exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
     assert capsys.readouterr().out.strip() == "local 1.0 success"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                    reason="bubblewrap not installed (CI installs it)")
+def test_contributing_add_an_env_recipe_passes_check_env(capsys):
+    code = section_code("Add an env")
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    finally:
+        gymnasium.registry.pop("mylab/Hash-v0", None)
+    assert capsys.readouterr().out.strip() == "True []"
+
+
+def test_contributing_add_an_estimator_recipe_is_used_by_a_trainer_config(capsys):
+    code = section_code("Add an advantage estimator")
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    finally:
+        ADVANTAGE_ESTIMATORS.pop("best_of_group", None)
+    assert capsys.readouterr().out.strip() == "[0.0, -1.0, 0.0, 0.0]"
+
+
+@pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
+                    reason="bubblewrap not installed (CI installs it)")
+def test_contributing_add_a_sandbox_backend_recipe_serves_an_env(capsys, monkeypatch):
+    monkeypatch.setattr(backends, "_registry", dict(backends._registry))
+    exec(compile(section_code("Add a sandbox backend"), "README.md", "exec"),
+         {"__name__": "readme_example"})
+    assert capsys.readouterr().out.strip() == "success 1"

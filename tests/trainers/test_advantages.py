@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
+import sys
 
 import pytest
 import torch
@@ -11,6 +13,8 @@ from hypothesis import strategies as st
 from torch.testing import assert_close
 
 from toolgym.errors import ConfigError
+from toolgym.rollout.manager import RolloutConfig
+from toolgym.trainers import advantages
 from toolgym.trainers.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageEstimator,
@@ -18,10 +22,13 @@ from toolgym.trainers.advantages import (
     gae,
     get_advantage_estimator,
     grpo_advantages,
+    register_advantage_estimator,
     reinforce_pp_advantages,
     rloo_advantages,
     whiten,
 )
+from toolgym.trainers.grpo import GRPOConfig
+from toolgym.trainers.turn_level import TurnLevelConfig
 
 F64 = torch.float64
 
@@ -402,3 +409,35 @@ def test_unknown_estimator_name_lists_the_valid_ones() -> None:
     assert "Did you mean 'grpo'?" in message
     for name in ("grpo", "drgrpo", "rloo", "reinforce_pp", "gae"):
         assert name in message
+
+
+@pytest.fixture
+def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The estimator registry, restored afterwards (and the helper module unimported)."""
+    monkeypatch.setattr(advantages, "ADVANTAGE_ESTIMATORS", dict(ADVANTAGE_ESTIMATORS))
+    monkeypatch.delitem(sys.modules, "tests.helpers.sign_estimator", raising=False)
+
+
+def test_a_registered_estimator_is_selectable_by_every_outcome_config(registry: None) -> None:
+    def half(rewards: torch.Tensor, group_ids: torch.Tensor) -> torch.Tensor:
+        return rewards / 2
+
+    register_advantage_estimator("half", half, grouped=False)
+    register_advantage_estimator("half", half, grouped=False)  # the same again: harmless
+    assert get_advantage_estimator("half") is half
+    one = RolloutConfig(env_id="toolgym/Calculator-v0", group_size=1)
+    assert GRPOConfig(advantage_estimator="half", rollout=one).advantage_estimator == "half"
+    with pytest.raises(ConfigError, match="episode_estimator must be a group estimator"):
+        TurnLevelConfig(episode_estimator="half", rollout=dataclasses.replace(one, group_size=2))
+    with pytest.raises(ConfigError, match="'half' is already registered"):
+        register_advantage_estimator("half", grpo_advantages)
+
+
+def test_config_imports_register_estimators_before_validation(registry: None) -> None:
+    rollout = RolloutConfig(env_id="toolgym/Calculator-v0", group_size=2)
+    with pytest.raises(ConfigError, match="Unknown advantage estimator 'rloo_sign'"):
+        GRPOConfig(advantage_estimator="rloo_sign", rollout=rollout)
+    config = TurnLevelConfig(imports=("tests.helpers.sign_estimator",), rollout=rollout,
+                             episode_estimator="rloo_sign")
+    fn = get_advantage_estimator(config.episode_estimator)
+    assert fn(t([1.0, 0.0, 0.5, 0.5]), torch.tensor([0, 0, 1, 1])).tolist() == [1.0, -1.0, 0, 0]

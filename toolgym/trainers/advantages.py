@@ -7,8 +7,8 @@ token against a learned critic. Every estimator treats its inputs as fixed
 targets: they are detached, so no gradient can leak into the critic or the
 reward through an advantage.
 
-Pick one by config string through :class:`AdvantageEstimator` and
-:func:`get_advantage_estimator`::
+Pick one by config string through :func:`get_advantage_estimator`; add one
+with :func:`register_advantage_estimator`::
 
     >>> import torch
     >>> fn = get_advantage_estimator("rloo")
@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import difflib
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -32,10 +33,13 @@ from toolgym.errors import ConfigError
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AdvantageEstimator",
+    "RegisteredEstimator",
+    "lookup_advantage_estimator",
     "broadcast_to_tokens",
     "gae",
     "get_advantage_estimator",
     "grpo_advantages",
+    "register_advantage_estimator",
     "reinforce_pp_advantages",
     "rloo_advantages",
     "whiten",
@@ -316,12 +320,13 @@ def _check_gae_inputs(
 
 
 class AdvantageEstimator(StrEnum):
-    """Names of the advantage estimators, as they appear in trainer configs.
+    """Names of the built-in advantage estimators, as they appear in trainer configs.
 
     Every estimator except ``gae`` is outcome-level: its registry function is
     called as ``fn(rewards[B], group_ids[B]) -> Tensor[B]``. ``gae`` needs a
     critic: ``fn(rewards[B,T], values[B,T], mask[B,T], gamma=, lam=,
-    terminated=, bootstrap_values=) -> (advantages, returns)``.
+    terminated=, bootstrap_values=) -> (advantages, returns)``. More names come
+    from :func:`register_advantage_estimator`.
     """
 
     GRPO = "grpo"
@@ -336,14 +341,68 @@ class AdvantageEstimator(StrEnum):
         return self is AdvantageEstimator.GAE
 
 
-ADVANTAGE_ESTIMATORS: Mapping[AdvantageEstimator, Callable[..., Any]] = {
-    AdvantageEstimator.GRPO: grpo_advantages,
-    AdvantageEstimator.DRGRPO: functools.partial(grpo_advantages, scale="none"),
-    AdvantageEstimator.RLOO: rloo_advantages,
-    AdvantageEstimator.REINFORCE_PP: reinforce_pp_advantages,
-    AdvantageEstimator.GAE: gae,
-}
-"""The registry: one function per :class:`AdvantageEstimator`."""
+@dataclass(frozen=True)
+class RegisteredEstimator:
+    """One registry entry: the function and what a trainer must check before using it."""
+
+    fn: Callable[..., Any]
+    grouped: bool
+    """Its baseline comes from the other episodes of a group (``rollout.group_size >= 2``)."""
+    needs_critic: bool = False
+    """It reads critic values (``gae``), so it is no outcome-level estimator."""
+
+
+ADVANTAGE_ESTIMATORS: dict[str, RegisteredEstimator] = {}
+"""The registry, by config name; add to it with :func:`register_advantage_estimator`."""
+
+
+def register_advantage_estimator(name: str, fn: Callable[..., Any], *, grouped: bool = True,
+                                 needs_critic: bool = False) -> None:
+    """Make ``fn`` selectable by ``name`` wherever a config names an outcome estimator.
+
+    That is ``advantage_estimator`` of GRPO-family trainers and, for grouped
+    ones, ``episode_estimator`` / ``step_estimator`` of GiGPO; one registration
+    serves both.
+
+    Args:
+        name: The config string.
+        fn: ``fn(rewards[B], group_ids[B]) -> Tensor[B]``, pure (no state, no I/O).
+        grouped: Whether ``fn`` compares the episodes of a group (then configs need
+            ``rollout.group_size >= 2`` and GiGPO may use it per step group).
+        needs_critic: Only for critic-based estimators like ``gae``, which
+            outcome-level trainers refuse.
+
+    Raises:
+        ConfigError: ``name`` is taken by another function.
+    """
+    old = ADVANTAGE_ESTIMATORS.get(name)
+    if old is not None and old.fn is not fn:
+        raise ConfigError(f"advantage estimator {name!r} is already registered ({old.fn!r})")
+    ADVANTAGE_ESTIMATORS[name] = RegisteredEstimator(fn, grouped, needs_critic)
+
+
+register_advantage_estimator("grpo", grpo_advantages)
+register_advantage_estimator("drgrpo", functools.partial(grpo_advantages, scale="none"))
+register_advantage_estimator("rloo", rloo_advantages)
+register_advantage_estimator("reinforce_pp", reinforce_pp_advantages, grouped=False)
+register_advantage_estimator("gae", gae, grouped=False, needs_critic=True)
+
+
+def lookup_advantage_estimator(name: str) -> RegisteredEstimator:
+    """The registry entry of ``name``.
+
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the valid names.
+    """
+    entry = ADVANTAGE_ESTIMATORS.get(str(name))
+    if entry is None:
+        valid = list(ADVANTAGE_ESTIMATORS)
+        close = difflib.get_close_matches(str(name), valid, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ConfigError(
+            f"Unknown advantage estimator {name!r}.{hint} Valid names: {', '.join(valid)}."
+        )
+    return entry
 
 
 def get_advantage_estimator(name: str) -> Callable[..., Any]:
@@ -358,11 +417,4 @@ def get_advantage_estimator(name: str) -> Callable[..., Any]:
     Raises:
         ConfigError: ``name`` is not registered; the message lists the valid names.
     """
-    valid = [e.value for e in AdvantageEstimator]
-    if name not in valid:
-        close = difflib.get_close_matches(str(name), valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown advantage estimator {name!r}.{hint} Valid names: {', '.join(valid)}."
-        )
-    return ADVANTAGE_ESTIMATORS[AdvantageEstimator(name)]
+    return lookup_advantage_estimator(name).fn

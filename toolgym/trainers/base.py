@@ -150,8 +150,8 @@ class TrainerConfig:
     tensorboard: bool = option(True, "Also log to run_dir/tb when tensorboard is installed.")
     export_final: bool = option(True, "Write an ordinary model directory (LoRA merged) to "
                                 "run_dir/final at the end.")
-    imports: tuple[str, ...] = option((), "Modules imported before the env is made (modules that "
-                                      "register third-party envs).")
+    imports: tuple[str, ...] = option((), "Modules imported when the config is read (modules that "
+                                      "register third-party envs or advantage estimators).")
     model: ModelConfig = option(help="The policy model.", factory=ModelConfig)
     optim: OptimConfig = option(help="Optimiser and LR schedule.", factory=OptimConfig)
     rollout: RolloutConfig = option(
@@ -164,6 +164,8 @@ class TrainerConfig:
                               factory=VLLMConfig)
 
     def __post_init__(self) -> None:
+        for module in self.imports:  # first: they may register what the checks below look up
+            importlib.import_module(module)
         for name in ("total_steps", "groups_per_step", "micro_batch_size", "num_mini_batches",
                      "update_epochs", "generation_batch", "num_threads", "keep_last"):
             if getattr(self, name) < 1:
@@ -281,8 +283,6 @@ class Trainer:
                  weight_sync: WeightSync | None = None,
                  echo: Callable[[str], None] | None = print) -> None:
         self.config = config
-        for module in config.imports:
-            importlib.import_module(module)
         torch.set_num_threads(config.num_threads)
         seed_everything(config.seed)
         self.policy = policy or load_policy(config.model, reference=config.kl_coef > 0)

@@ -5,7 +5,8 @@ episode becomes one advantage per episode; the loss (PPO's clipped surrogate
 on the sampled tokens, optional KL to the reference and entropy bonus), the
 batching and the loop are shared (:mod:`toolgym.trainers.base`). So the
 estimator is a config string, looked up in
-:data:`~toolgym.trainers.advantages.ADVANTAGE_ESTIMATORS`::
+:data:`~toolgym.trainers.advantages.ADVANTAGE_ESTIMATORS` (more with
+:func:`~toolgym.trainers.advantages.register_advantage_estimator`)::
 
     advantage_estimator: grpo          # (r - mean_g) / std_g      DeepSeekMath
     advantage_estimator: drgrpo        # r - mean_g  (with loss_agg: seq-mean-token-sum-norm)
@@ -30,7 +31,7 @@ from typing import ClassVar
 
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig
-from toolgym.trainers.advantages import AdvantageEstimator, get_advantage_estimator
+from toolgym.trainers.advantages import get_advantage_estimator, lookup_advantage_estimator
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import AdvantageFn
 from toolgym.trainers.config import option
@@ -45,19 +46,19 @@ class GRPOConfig(TrainerConfig):
     run_dir: str = option("runs/grpo", "Where metrics, checkpoints, trajectories and the final "
                           "model go.")
     advantage_estimator: str = option(
-        "grpo", "Outcome-level estimator: grpo, drgrpo, rloo or reinforce_pp.")
+        "grpo", "Outcome-level estimator: grpo, drgrpo, rloo, reinforce_pp or one added with "
+        "register_advantage_estimator.")
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        get_advantage_estimator(self.advantage_estimator)  # unknown name: ConfigError
-        estimator = AdvantageEstimator(self.advantage_estimator)
+        estimator = lookup_advantage_estimator(self.advantage_estimator)  # unknown: ConfigError
         if estimator.needs_critic:
-            raise ConfigError("advantage_estimator 'gae' needs a critic: GRPOTrainer has none. "
+            raise ConfigError(f"advantage_estimator {self.advantage_estimator!r} needs a critic: "
+                              "GRPOTrainer has none. "
                               "For token-level GAE with a value head set algorithm: ppo; "
                               "otherwise use an outcome-level estimator (grpo, drgrpo, rloo, "
                               "reinforce_pp).")
-        grouped = estimator is not AdvantageEstimator.REINFORCE_PP
-        if grouped and self.rollout.group_size < 2:
+        if estimator.grouped and self.rollout.group_size < 2:
             raise ConfigError(
                 f"advantage_estimator {self.advantage_estimator!r} compares episodes within a "
                 f"group, so rollout.group_size must be >= 2 (got {self.rollout.group_size}); "

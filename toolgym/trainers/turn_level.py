@@ -48,7 +48,7 @@ from torch import Tensor
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig
 from toolgym.rollout.trajectory import Trajectory
-from toolgym.trainers.advantages import AdvantageEstimator, get_advantage_estimator
+from toolgym.trainers.advantages import lookup_advantage_estimator
 from toolgym.trainers.archer import ArCHerCritic, CriticConfig
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import Batch, build_batch, trainable_only
@@ -119,9 +119,7 @@ class TurnLevelConfig(TrainerConfig):
                               f"{', '.join(valid)}.")
         for name in ("episode_estimator", "step_estimator"):
             value = getattr(self, name)
-            get_advantage_estimator(value)  # unknown name: ConfigError
-            if AdvantageEstimator(value) in (AdvantageEstimator.GAE,
-                                             AdvantageEstimator.REINFORCE_PP):
+            if not lookup_advantage_estimator(value).grouped:  # unknown name: ConfigError
                 raise ConfigError(f"{name} must be a group estimator (grpo, drgrpo, rloo); "
                                   f"got {value!r}.")
         require_unit_interval(self, "gamma", "lam")
