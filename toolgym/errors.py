@@ -23,7 +23,8 @@ what to do about it.
     ├── AgentError
     │   ├── AgentTimeout
     │   └── AgentHTTPError
-    └── ReplayDiverged              replaying recorded actions gave other observations
+    ├── ReplayDiverged              replaying recorded actions gave other observations
+    └── InfrastructureFailing       episode after episode failed in the platform: stop the run
 
 A command that fails inside a sandbox is *not* an error: it is an
 :class:`~toolgym.sandbox.ExecResult` with a non-zero exit code, a timeout flag
@@ -158,3 +159,21 @@ class ReplayDiverged(ToolgymError):
             f"{expected[:80]!r}, replay gave {got[:80]!r}. The env is not deterministic given "
             "its seed and the actions (clock, randomness, network): make the tool "
             "deterministic, or use a critic-based estimator (turn_gae, archer) for this env.")
+
+
+class InfrastructureFailing(ToolgymError):
+    """Episode after episode ended in ``infra_error``: the platform is down, not the agent.
+
+    A Docker daemon that went away turns every later episode into an infra
+    error; a run that went on would end "successfully" with nothing scored (an
+    evaluation) or wait forever for a batch (a trainer). The rollout manager
+    raises this instead, after ``streak`` failures in a row.
+    """
+
+    def __init__(self, streak: int, last_error: str) -> None:
+        self.streak, self.last_error = streak, last_error
+        super().__init__(
+            f"The last {streak} episode attempts all failed in the platform (infra_error), so "
+            f"the run stops. The latest error: {last_error[:500]}. Check the sandbox backend "
+            "(is the Docker daemon running? `docker info`), then run the same command again: "
+            "finished episodes are kept.")

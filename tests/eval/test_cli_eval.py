@@ -104,3 +104,40 @@ def test_eval_local_hf_model_token_in_token_out(tmp_path: Path) -> None:
     assert summary["tokens"]["episodes_with_ids"] == 4 and summary["tokens"]["action_tokens"] > 0
     lines = (out / "trajectories.jsonl").read_text().splitlines()
     assert all(json.loads(line)["turns"][0]["prompt_ids"] for line in lines)
+
+
+@pytest.mark.docker
+def test_docker_daemon_gone_mid_run_exits_non_zero_with_the_fix(tmp_path: Path) -> None:
+    """With the daemon gone for good, toolgym eval turned every later episode into an
+    infra_error and exited 0 (316 of 328 episodes)."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.helpers.docker_proxy import DockerProxy
+    from toolgym.sandbox import cleanup
+
+    proxy = DockerProxy(str(tmp_path / "docker.sock"))
+    out = tmp_path / "out"
+    repo = Path(__file__).parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolgym.cli.main", "eval", "--env", "toolgym/Calculator-v0",
+         "--agent", "oracle", "--split", "test", "--concurrency", "2", "--out", str(out)],
+        env={**os.environ, "DOCKER_HOST": proxy.url, "PYTHONPATH": str(repo)}, cwd=repo,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        trajectories = out / "trajectories.jsonl"
+        while proc.poll() is None and time.monotonic() < deadline and not (
+                trajectories.exists() and len(trajectories.read_text().splitlines()) >= 3):
+            time.sleep(0.1)
+        proxy.cut()
+        cut = time.monotonic()
+        output, _ = proc.communicate(timeout=240)
+    finally:
+        proc.kill()
+        proc.wait()
+        cleanup.reap_orphans()  # its containers, on the real daemon (their owner is dead)
+    assert proc.returncode == 1, output[-3000:]
+    assert "Docker daemon running" in output and "finished episodes are kept" in output
+    assert time.monotonic() - cut < 120

@@ -173,3 +173,19 @@ async def test_resume_past_a_corrupt_middle_line_keeps_every_good_record(
     assert s.complete and s.pass_at_k[1] == 1.0
     assert s.extra["run_episodes"] == 1 + 2  # the lost pair and the new task, nothing more
     assert "trajectories.jsonl:2: skipping an unreadable line" in caplog.text
+
+
+async def test_a_platform_that_keeps_failing_stops_the_evaluation(tmp_path: Path) -> None:
+    """With every episode an infra error, evaluate went through all of them and 'succeeded'."""
+    from toolgym.errors import InfrastructureFailing
+
+    LatencyEnv.failures_left = 10**6
+    try:
+        with pytest.raises(InfrastructureFailing, match="Docker daemon running"):
+            await evaluate(STUB, GoodAgent(), samples=4, concurrency=2, out_dir=tmp_path,
+                           task_ids=[f"t{i}" for i in range(8)], env_kwargs=ONE_TURN)
+    finally:
+        LatencyEnv.failures_left = 0
+    summary = json.loads((tmp_path / SUMMARY).read_text())  # written on the way out
+    assert summary["complete"] is False and summary["episodes"] < 32
+

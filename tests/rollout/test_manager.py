@@ -154,3 +154,26 @@ async def test_aclose_waits_for_every_episode_and_none_is_stepped_after_its_env_
     results = await asyncio.gather(*left, return_exceptions=True)  # what outlived aclose
     assert left == [], f"still running after aclose: {left}; they ended with {results}"
     assert LateReplyEnv.stepped_after_close == 0
+
+
+async def test_a_platform_that_keeps_failing_stops_training_instead_of_hanging():
+    """With every episode an infra error (a dead Docker daemon), get_batch waited forever."""
+    from toolgym.errors import InfrastructureFailing
+
+    LatencyEnv.failures_left = 10**6
+    manager = RolloutManager(config(max_infra_streak=20), VersionedAgent())
+    await manager.start()
+    try:
+        with pytest.raises(InfrastructureFailing, match=r"last \d+ episode attempts") as caught:
+            await asyncio.wait_for(manager.get_batch(2), 30)
+        assert caught.value.last_error == "stub" and caught.value.streak >= 20
+    finally:
+        LatencyEnv.failures_left = 0
+        await manager.aclose()
+    assert manager.stats["infra_retries"] + manager.stats["infra_dropped"] >= 19
+    # A streak is broken by any episode that works: scattered failures never stop a run.
+    LatencyEnv.failures_left = 2
+    manager = RolloutManager(config(max_infra_streak=3, max_infra_retries=2, group_size=1),
+                             VersionedAgent())
+    assert [t.outcome for t in [t async for t in manager.run(["t1", "t2"])]] == ["success"] * 2
+    LatencyEnv.failures_left = 0

@@ -29,7 +29,7 @@ from typing import Any
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.factory import EnvFactory
-from toolgym.errors import ConfigError, ToolgymError
+from toolgym.errors import ConfigError, InfrastructureFailing, ToolgymError
 from toolgym.eval.metrics import INFRA_ERROR, EvalSummary, summarize
 from toolgym.eval.report import write_report
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
@@ -181,6 +181,8 @@ async def _episode(manager: RolloutManager, task_id: str, sample: int) -> Trajec
         if traj is None:
             error = ("dropped by the rollout manager: infra_error on every retry, "
                      f"or longer than episode_timeout_s={manager.config.episode_timeout_s}")
+    except InfrastructureFailing:
+        raise  # the platform is down: stop the run, not one more stub
     except (ToolgymError, OSError) as exc:
         traj, error = None, f"episode failed: {exc!r}"
     if traj is None:

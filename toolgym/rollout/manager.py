@@ -26,7 +26,7 @@ from typing import Any
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.factory import EnvFactory
-from toolgym.errors import ConfigError, ReplayDiverged
+from toolgym.errors import ConfigError, InfrastructureFailing, ReplayDiverged
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory
@@ -56,6 +56,9 @@ class RolloutConfig:
     """An episode running longer is cancelled, counted and dropped."""
     max_infra_retries: int = 2
     """Retries of an episode that ended in ``infra_error``, before it is dropped."""
+    max_infra_streak: int | None = 32
+    """Episode attempts in a row that end in ``infra_error`` (or crash) before the run
+    stops with :class:`~toolgym.errors.InfrastructureFailing`; null: never stop."""
     max_staleness: int = 1
     """Groups produced more than this many policy versions ago are stale."""
     stale: str = "drop"
@@ -79,6 +82,9 @@ class RolloutConfig:
             raise ConfigError(f"partial must be 'continue' or 'abort', got {self.partial!r}")
         if self.group_size < 1 or self.concurrency < 1:
             raise ConfigError("group_size and concurrency must be >= 1")
+        if self.max_infra_streak is not None and self.max_infra_streak < 1:
+            raise ConfigError(f"max_infra_streak must be >= 1 or null, got "
+                              f"{self.max_infra_streak}")
         if self.max_queued_groups is not None and self.max_queued_groups < 1:
             raise ConfigError(f"max_queued_groups must be >= 1 or null, got "
                               f"{self.max_queued_groups}")
@@ -130,6 +136,7 @@ class RolloutManager:
         """episodes, success, infra_retries, infra_dropped, agent_errors, timeouts,
         stale_dropped, aborted, action_tokens."""
         self._slots = asyncio.Semaphore(config.concurrency)
+        self._infra_streak = 0
         self._queue: asyncio.Queue[list[Trajectory]] | None = None
         self._producer: asyncio.Task[None] | None = None
         self._in_flight: dict[asyncio.Task[Any], int] = {}
@@ -206,17 +213,27 @@ class RolloutManager:
                 except TimeoutError:
                     self.stats["timeouts"] += 1
                     return None
-                except Exception:  # a bug below us must not stop the other episodes
+                except Exception as exc:  # a bug below us must not stop the other episodes
                     log.exception("episode of %s crashed", task_id)
                     self.stats["episode_errors"] += 1
+                    self._infra_failed(f"the episode crashed: {exc!r}")
                     continue
                 finally:
                     await asyncio.shield(env.aclose())
             if traj.outcome != "infra_error":
+                self._infra_streak = 0
                 return traj
+            self._infra_failed(str(traj.info.get("error", "infra_error")))
             retrying = attempt < self.config.max_infra_retries
             self.stats["infra_retries" if retrying else "infra_dropped"] += 1
         return None
+
+    def _infra_failed(self, error: str) -> None:
+        """Count one more platform failure in a row; too many stop the run."""
+        self._infra_streak += 1
+        limit = self.config.max_infra_streak
+        if limit is not None and self._infra_streak >= limit:
+            raise InfrastructureFailing(self._infra_streak, error)
 
     def _count(self, traj: Trajectory) -> None:
         self.stats["episodes"] += 1
@@ -262,7 +279,10 @@ class RolloutManager:
                     task = asyncio.ensure_future(self._group(self._rng.choice(self._task_pool)))
                     groups.add(task)
                     task.add_done_callback(groups.discard)
-                await asyncio.wait(groups, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(groups, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:  # a group that failed (InfrastructureFailing) ends production
+                    if not task.cancelled() and task.exception() is not None:
+                        raise task.exception()  # type: ignore[misc]
         finally:
             for task in groups:
                 task.cancel()
@@ -278,10 +298,11 @@ class RolloutManager:
             self._in_flight[r] = version
         try:
             trajs = [t for t in await asyncio.gather(*runs) if t is not None]
-        except asyncio.CancelledError:
-            # gather raises as soon as its first episode ends cancelled; the others may
-            # still be closing their envs. Cancel only those not cancelled yet (a second
-            # cancel would cut their clean-up short), and wait for all of them.
+        except BaseException:
+            # gather raises as soon as its first episode ends cancelled (or raises
+            # InfrastructureFailing); the others may still run or be closing their envs.
+            # Cancel only those not cancelled yet (a second cancel would cut their
+            # clean-up short), and wait for all of them.
             for r in runs:
                 if not r.cancelling():
                     r.cancel()
@@ -324,12 +345,14 @@ class RolloutManager:
 
         Raises:
             RuntimeError: :meth:`start` was not called.
+            InfrastructureFailing: production stopped: episode after episode failed in
+                the platform (it would otherwise wait here forever).
         """
         if self._queue is None:
             raise RuntimeError("call start() before get_batch()")
         batch: list[list[Trajectory]] = []
         while len(batch) < num_groups:
-            group = await self._queue.get()
+            group = await self._next_group()
             lag = self.staleness(group)
             self.stats["max_staleness_seen"] = max(self.stats["max_staleness_seen"], lag)
             if lag > self.config.max_staleness and self.config.stale == "drop":
@@ -338,11 +361,26 @@ class RolloutManager:
             batch.append(group)
         return batch
 
+    async def _next_group(self) -> list[Trajectory]:
+        """The next finished group, or the producer's failure raised."""
+        assert self._queue is not None and self._producer is not None
+        get = asyncio.ensure_future(self._queue.get())
+        try:
+            await asyncio.wait({get, self._producer}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if not get.done():
+                get.cancel()
+        if get.done() and not get.cancelled():
+            return get.result()
+        self._producer.result()  # raises what stopped it
+        raise RuntimeError("the rollout producer stopped")
+
     async def aclose(self) -> None:
         """Stop producing; episodes in flight are cancelled and their sandboxes released."""
         if self._producer is not None:
             self._producer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # InfrastructureFailing was raised to get_batch already
+            with contextlib.suppress(asyncio.CancelledError, InfrastructureFailing):
                 await self._producer
             self._producer = None
         if self._owns_envs:

@@ -242,7 +242,7 @@ class DockerSandbox(SupervisedSandbox):
 
         try:
             sock = await asyncio.to_thread(start)
-        except docker.errors.APIError as exc:
+        except (docker.errors.DockerException, OSError) as exc:  # OSError: daemon gone
             raise ChannelLost(f"cannot start supervisor: {exc}") from exc
         reader, writer = await asyncio.open_connection(sock=sock)
         channel = SupervisorChannel(_ExecSocket(reader, writer))
@@ -276,6 +276,8 @@ class DockerSandbox(SupervisedSandbox):
             await asyncio.to_thread(self.container.reload)
         except docker.errors.NotFound as exc:
             raise SandboxCrashed(self.id, "container no longer exists") from exc
+        except (docker.errors.DockerException, OSError) as exc:  # requests' ConnectionError
+            raise SandboxCrashed(self.id, f"the Docker daemon does not answer: {exc}") from exc
         if self.container.status != "running":
             raise SandboxCrashed(self.id, f"container is {self.container.status}")
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable
@@ -34,6 +35,8 @@ from toolgym.sandbox.backends import SandboxBackend, get_backend
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.budget import MemoryBudget, check_against_host
 from toolgym.sandbox.spec import SandboxSpec
+
+log = logging.getLogger(__name__)
 
 BUDGET_POLL_S = 0.25
 """How often a pool waiting for the global budget looks again (other pools free it)."""
@@ -384,3 +387,10 @@ class SandboxPool:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    """A background removal that failed (the daemon is gone) is logged, not left unread."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.warning("sandbox pool: a background start or removal failed: %r", exc)
