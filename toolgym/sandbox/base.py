@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Protocol, Self, runtime_checkable
 
 from toolgym._sync import run_sync
-from toolgym.sandbox.limits import Limits
 
 Command = str | Sequence[str]
 """A shell command line (run by ``/bin/sh -c``) or an argv list (run directly)."""
@@ -151,34 +150,8 @@ class SyncMixin:
     (:mod:`toolgym._sync`), never on a loop of their own.
     """
 
-    limits: Limits
-
-    async def aexec(
-        self,
-        cmd: Command,
-        *,
-        timeout: float | None = None,
-        stdin: bytes | str | None = None,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        output_bytes: int | None = None,
-        trusted: bool = False,
-    ) -> ExecResult:  # pragma: no cover
-        raise NotImplementedError
-
-    async def awrite_file(
-        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
-    ) -> None:
-        raise NotImplementedError  # pragma: no cover
-
-    async def aread_file(self, path: str, *, trusted: bool = False) -> bytes:
-        raise NotImplementedError  # pragma: no cover
-
-    async def aclose(self) -> None:
-        raise NotImplementedError  # pragma: no cover
-
     def exec(
-        self,
+        self: Sandbox,
         cmd: Command,
         *,
         timeout: float | None = None,
@@ -197,27 +170,27 @@ class SyncMixin:
         )
 
     def write_file(
-        self, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
+        self: Sandbox, path: str, data: bytes | str, *, mode: int = 0o644, trusted: bool = False
     ) -> None:
         """Write ``data`` to ``path`` inside the sandbox (parents are created)."""
         run_sync(self.awrite_file(path, data, mode=mode, trusted=trusted))
 
-    def read_file(self, path: str, *, trusted: bool = False) -> bytes:
+    def read_file(self: Sandbox, path: str, *, trusted: bool = False) -> bytes:
         """Return the bytes of ``path`` inside the sandbox."""
         return run_sync(self.aread_file(path, trusted=trusted))
 
-    def close(self) -> None:
+    def close(self: Sandbox) -> None:
         """Destroy the sandbox. A second call does nothing."""
         run_sync(self.aclose())
 
     def __enter__(self) -> Self:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self: Sandbox, *exc: object) -> None:
         self.close()
 
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(self, *exc: object) -> None:
+    async def __aexit__(self: Sandbox, *exc: object) -> None:
         await self.aclose()
