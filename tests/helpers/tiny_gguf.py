@@ -4,7 +4,8 @@ The character-level tokenizer of :mod:`tests.helpers.tiny_model` is a
 ``WordLevel`` model with no merges, which llama.cpp's tokenizers (SPM, BPE,
 WPM, ...) cannot represent. This module trains a byte-level BPE instead (the
 GPT-2 scheme, which llama.cpp implements as tokenizer ``gpt2`` with the
-``gpt2`` pre-tokenizer, so both sides split text the same way), builds the same
+``gpt-2`` pre-tokenizer, so both sides split text the same way; llama.cpp
+refuses a pre-tokenizer name it does not know, ``gpt2`` included), builds the same
 small ``LlamaForCausalLM`` as ``tiny_model``, saves it as an ordinary model
 directory and writes it as GGUF with the ``gguf`` package, laid out as
 llama.cpp's own converter (``convert_hf_to_gguf.py``) lays out a Llama:
@@ -131,7 +132,8 @@ def _add_vocab(w: object, tok: object, model_dir: Path) -> None:
                      gguf.TokenType.CONTROL if added[text] else gguf.TokenType.USER_DEFINED)
     merges = json.loads((model_dir / "tokenizer.json").read_text())["model"]["merges"]
     w.add_tokenizer_model("gpt2")  # type: ignore[attr-defined]
-    w.add_tokenizer_pre("gpt2")  # type: ignore[attr-defined]
+    # llama-vocab.cpp's name for GPT-2's split; "gpt2" is an unknown pre-tokenizer there.
+    w.add_tokenizer_pre("gpt-2")  # type: ignore[attr-defined]
     w.add_token_list(tokens)  # type: ignore[attr-defined]
     w.add_token_types(types)  # type: ignore[attr-defined]
     w.add_token_merges([m if isinstance(m, str) else " ".join(m) for m in merges])  # type: ignore[attr-defined]
