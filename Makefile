@@ -6,7 +6,7 @@ PY := .venv/bin/python
 PYTEST_ARGS ?=
 DEMO_ARGS ?=
 
-.PHONY: demo test lint setup docker venv images help
+.PHONY: demo test lint integration setup docker venv images help
 .DEFAULT_GOAL := help
 
 help: ## list the targets
@@ -22,6 +22,22 @@ test: setup ## set up, check the code (make lint), then run the tests (PYTEST_AR
 lint: ## ruff (style, docstrings) and mypy (types) over the code; needs .venv/ (make venv)
 	$(PY) -m ruff check .
 	$(PY) -m mypy
+
+# llama-cpp-python compiles llama.cpp (CPU only) when no wheel of it is in pip's
+# cache: at -O0 and without its multimodal library, as the test model is tiny and
+# compile time is what counts. Its pure-Python dependencies keep the lock's pins.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF -DGGML_NATIVE=OFF -DGGML_BLAS=OFF \
+  -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF \
+  -DLLAMA_BUILD_SERVER=OFF -DCMAKE_C_FLAGS_RELEASE=-O0 -DCMAKE_CXX_FLAGS_RELEASE=-O0
+
+integration: setup ## set up, build llama-cpp-python's server (once), test toolgym against it
+	grep -E '^[a-zA-Z0-9]' requirements.lock | sed 's/ \\$$//' >.venv/lock-pins.txt
+	$(PY) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]\
+	  ["optional-dependencies"]["integration"], sep="\n")' >.venv/integration.txt
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PY) -m pip install -q -r .venv/integration.txt \
+	  -c .venv/lock-pins.txt
+	$(PY) -c 'import llama_cpp.server'
+	$(PY) -m pytest -q -m integration tests/integration $(PYTEST_ARGS)
 
 setup: ## install packages, start Docker, make .venv/, build images
 	scripts/setup.sh

@@ -7,7 +7,8 @@
 #   usage: scripts/lock.sh [--upgrade]   (without it, pins already in the lock are kept)
 #
 # The lock covers every extra of pyproject.toml but gpu (vllm pulls a CUDA
-# stack) and torch's CPU build (TORCH_PIN, default torch==2.13.0+cpu: the build
+# stack) and integration (llama-cpp-python compiles llama.cpp: `make integration`
+# installs it, constrained to this lock's pins) and torch's CPU build (TORCH_PIN, default torch==2.13.0+cpu: the build
 # this project's machines carry on disk; elsewhere pip finds it on
 # https://download.pytorch.org/whl/cpu, e.g. PIP_EXTRA_INDEX_URL=that URL).
 # Needs network access to the package index; takes about 2 minutes.
@@ -22,7 +23,7 @@ trap 'rm -rf "$tools"' EXIT
 echo "$TORCH_PIN" >"$tools/torch.txt"
 mapfile -t extras < <("$PYTHON" -c 'import tomllib
 extras = tomllib.load(open("pyproject.toml", "rb"))["project"].get("optional-dependencies", {})
-print("\n".join(name for name in extras if name != "gpu"))')
+print("\n".join(name for name in extras if name not in ("gpu", "integration")))')
 args=()
 for extra in "${extras[@]}"; do args+=(--extra "$extra"); done
 [[ ${1:-} == --upgrade ]] && args+=(--upgrade)

@@ -5,7 +5,8 @@
 #             chromium, python3-venv (apt-get update only when one is missing)
 #   docker    a Docker daemon (started in the background when none answers)
 #   venv      .venv/ with exactly the versions in requirements.lock (hashes
-#             checked; torch's CPU build and every extra but gpu), then
+#             checked; torch's CPU build and every extra but gpu and
+#             integration), then
 #             toolgym itself, editable, without resolving anything more
 #   images    the sandbox images (`toolgym sandbox build`, skips up-to-date ones)
 #
@@ -126,7 +127,9 @@ import importlib.metadata as md, tomllib
 from packaging.requirements import Requirement
 project = tomllib.load(open("pyproject.toml", "rb"))["project"]
 extras = project.get("optional-dependencies", {})
-wanted = project["dependencies"] + [r for name, rs in extras.items() if name != "gpu" for r in rs]
+unlocked = ("gpu", "integration")  # not in the lock (scripts/lock.sh says why)
+wanted = project["dependencies"] + [r for name, rs in extras.items() if name not in unlocked
+                                    for r in rs]
 for req in map(Requirement, wanted):
     try:
         version = md.version(req.name)
