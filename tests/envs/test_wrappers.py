@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium
 import pytest
 
 from toolgym.envs.latency import LatencyEnv
@@ -29,3 +30,27 @@ async def test_a_truncated_episode_is_not_stepped_again(limits, by):
     assert inner.step_count == 2
     await env.areset()
     assert (await env.astep("a"))[3] is False and inner.step_count == 1
+
+
+class Tagging(Budget):
+    """A wrapper with async twins that marks every observation it passes up."""
+
+    async def astep(self, action):
+        obs, reward, terminated, truncated, info = await super().astep(action)
+        return f"tagged {obs}", reward, terminated, truncated, info
+
+
+async def test_budget_steps_the_wrappers_beneath_it():
+    """Budget stepped env.unwrapped, skipping every wrapper between it and the env."""
+    env = Budget(Tagging(LatencyEnv(turns=3)), max_turns=2)
+    await env.areset()
+    obs, *_ = await env.astep("a")
+    assert obs == "tagged obs 1"
+    *_, truncated, info = await env.astep("b")
+    assert truncated and info["truncated_by"] == "turns"
+    await env.aclose()
+
+
+def test_budget_refuses_a_wrapper_without_async_twins():
+    with pytest.raises(ToolgymError, match="no async twins"):
+        Budget(gymnasium.wrappers.OrderEnforcing(LatencyEnv()), max_turns=2)

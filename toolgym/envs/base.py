@@ -7,7 +7,8 @@ assistant message: ``{"role": "assistant", "content": ..., "tool_calls":
 A message with tool calls runs them in the episode's sandbox, and the
 observation is their output; a message with no tool call is the final answer:
 the verifier scores its text (``<think>`` reasoning left out) and the episode
-terminates. The transcript in
+terminates. ``info`` is a :class:`~toolgym.envs.step.StepInfo`, built by
+:func:`~toolgym.envs.step.step_info`. The transcript in
 ``info["messages"]`` follows the OpenAI chat protocol: an assistant message
 keeps its ``tool_calls`` (each with an id), and each result of a structured
 call is a ``tool`` message with the matching ``tool_call_id``, in call order.
@@ -23,13 +24,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import gymnasium
 
 from toolgym._sync import run_sync
 from toolgym.envs.outcome import Outcome, Score
 from toolgym.envs.spaces import AnyText
+from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task, TaskSource
 from toolgym.errors import SandboxError, ToolgymError
 from toolgym.sandbox.base import Sandbox
@@ -38,7 +40,8 @@ from toolgym.sandbox.spec import SandboxSpec
 from toolgym.tools import Action, ParsedCalls, ToolOutcome, ToolSet, assistant_message
 from toolgym.tools.parsing import visible_text
 
-Message = dict[str, Any]
+Step = tuple[str, float, bool, bool, StepInfo]
+"""What ``astep`` returns: observation, reward, terminated, truncated, info."""
 
 
 class Verifier(Protocol):
@@ -62,15 +65,15 @@ class AsyncTextEnv(gymnasium.Env[str, str]):
 
     metadata = {"render_modes": ["ansi"]}
     render_mode: str | None = None
-    messages: list[dict[str, Any]]
+    messages: list[Message]
 
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, StepInfo]:
         """Start an episode: the first observation and its info."""
         raise NotImplementedError
 
-    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: Action) -> Step:
         """Play one action: observation, reward, terminated, truncated, info."""
         raise NotImplementedError
 
@@ -87,11 +90,13 @@ class AsyncTextEnv(gymnasium.Env[str, str]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[str, dict[str, Any]]:
         """Blocking twin of :meth:`areset`."""
-        return run_sync(self.areset(seed=seed, options=options))
+        obs, info = run_sync(self.areset(seed=seed, options=options))
+        return obs, _as_dict(info)
 
     def step(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
         """Blocking twin of :meth:`astep`."""
-        return run_sync(self.astep(action))
+        obs, reward, terminated, truncated, info = run_sync(self.astep(action))
+        return obs, reward, terminated, truncated, _as_dict(info)
 
     def close(self) -> None:
         """Blocking twin of :meth:`aclose`."""
@@ -210,7 +215,7 @@ class ToolEnv(AsyncTextEnv):
     # ------------------------------------------------------------- reset
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, StepInfo]:
         """Start an episode on a clean sandbox: ``options={"task_id": …}`` or a seeded draw."""
         self.seed_rng(seed)
         options = options or {}
@@ -241,7 +246,7 @@ class ToolEnv(AsyncTextEnv):
         return await self.pool.acquire()
 
     # -------------------------------------------------------------- step
-    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: Action) -> Step:
         """Run the tool calls of ``action`` (text or assistant message), or score its text
         as the final answer.
 
@@ -265,7 +270,7 @@ class ToolEnv(AsyncTextEnv):
             return self._end_infra(f"sandbox failed: {exc!r}")
 
     async def _run_tools(self, parsed: ParsedCalls,
-                         message: Message) -> tuple[str, float, bool, bool, dict[str, Any]]:
+                         message: Message) -> Step:
         assert self.sandbox is not None
         if parsed.error is not None:
             outcomes = [self.tools.refuse(parsed)]
@@ -287,7 +292,7 @@ class ToolEnv(AsyncTextEnv):
             message["tool_call_id"] = outcome.call.id
         return message
 
-    async def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def _finish(self, action: str) -> Step:
         """Score the final answer's text on a reset sandbox; a verifier crash is an infra error."""
         assert self.sandbox is not None and self.task is not None
         try:
@@ -302,24 +307,20 @@ class ToolEnv(AsyncTextEnv):
         info = self._info(new=[], turn_reward=score.reward, outcome=score.outcome, score=score)
         return "", score.reward, True, False, info
 
-    def _end_infra(self, error: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def _end_infra(self, error: str) -> Step:
         self._done = True
         self._suspect = True
         info = self._info(new=[], turn_reward=0.0, outcome=Outcome.INFRA_ERROR, error=error)
         return "", 0.0, False, True, info
 
-    def _info(self, *, new: list[Message], **extra: Any) -> dict[str, Any]:
+    def _info(self, *, new: list[Message], outcome: Outcome | None = None,
+              turn_reward: float | None = None, call_form: str | None = None,
+              score: Score | None = None, error: str | None = None) -> StepInfo:
         assert self.task is not None
-        return {
-            "task_id": self.task.id,
-            "turn": self.turn,
-            "tools": self.tools.schemas(),
-            "messages": self.messages,
-            "new_messages": new,
-            "tool_counts": dict(self.tool_counts),
-            "outcome": None,
-            **extra,
-        }
+        return step_info(task_id=self.task.id, turn=self.turn, tools=self.tools.schemas(),
+                         messages=self.messages, new_messages=new, tool_counts=self.tool_counts,
+                         outcome=outcome, turn_reward=turn_reward, call_form=call_form,
+                         score=score, error=error)
 
     # ------------------------------------------------------------- close
     async def aclose(self) -> None:
@@ -330,6 +331,11 @@ class ToolEnv(AsyncTextEnv):
             await self.pool.release(sandbox, recycle=self._suspect or self._owns_pool)
         if self._owns_pool:
             await self.pool.aclose()
+
+
+def _as_dict(info: StepInfo) -> dict[str, Any]:
+    """``info`` as gymnasium's blocking API types it: the same dict, typed loosely."""
+    return cast(dict[str, Any], info)
 
 
 def _unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import gymnasium
 
+from toolgym.envs.outcome import Outcome
 from toolgym.envs.spaces import AnyText
+from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import ListTaskSource, Task
 
 
@@ -34,27 +36,33 @@ class LatencyEnv(gymnasium.Env[str, str]):
         self.observation_space = self.action_space = AnyText()
         self._rng = random.Random(seed)
 
-    async def areset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+    async def areset(self, *, seed: int | None = None,
+                     options: dict[str, Any] | None = None) -> tuple[str, StepInfo]:
         self.task = self.tasks.get((options or {}).get("task_id", "t0"))
         self.step_count = 0
-        self.messages = [{"role": "user", "content": self.task.prompt}]
-        return self.task.prompt, {"task_id": self.task.id, "messages": self.messages, "tools": []}
+        self.messages: list[Message] = [{"role": "user", "content": self.task.prompt}]
+        return self.task.prompt, self._info(list(self.messages))
 
-    async def astep(self, action: str):
+    async def astep(self, action: str) -> tuple[str, float, bool, bool, StepInfo]:
         self.step_count += 1
         tail = self._rng.random() < self.tail_p
         await asyncio.sleep(self.latency_s + (self.tail_s if tail else 0.0))
         self.messages.append({"role": "assistant", "content": action})
-        info: dict[str, Any] = {"task_id": self.task.id, "messages": self.messages, "outcome": None}
         if LatencyEnv.failures_left > 0:
             LatencyEnv.failures_left -= 1
-            return "", 0.0, False, True, {**info, "outcome": "infra_error", "error": "stub"}
+            return "", 0.0, False, True, self._info([], Outcome.INFRA_ERROR, error="stub")
         if self.step_count < self.turns:
             obs = {"role": "tool", "name": "t", "content": f"obs {self.step_count}"}
             self.messages.append(obs)
-            return obs["content"], 0.0, False, False, {**info, "new_messages": [obs]}
+            return obs["content"], 0.0, False, False, self._info([obs])
         good = action.strip() == "good"
-        return "", float(good), True, False, {**info, "outcome": "success" if good else "failure"}
+        outcome = Outcome.SUCCESS if good else Outcome.FAILURE
+        return "", float(good), True, False, self._info([], outcome)
+
+    def _info(self, new: list[Message], outcome: Outcome | None = None,
+              error: str | None = None) -> StepInfo:
+        return step_info(task_id=self.task.id, turn=self.step_count, tools=[],
+                         messages=self.messages, new_messages=new, outcome=outcome, error=error)
 
     async def aclose(self) -> None:
         pass

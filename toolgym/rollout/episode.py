@@ -8,12 +8,13 @@ from typing import Any
 from toolgym.agents.base import Agent, AgentTurn, Conversation
 from toolgym.agents.templates import ChatTokenizer, IncrementalPrompt
 from toolgym.envs.outcome import Outcome, episode_outcome
+from toolgym.envs.step import AsyncEnv, Message, StepInfo
 from toolgym.errors import AgentError
 from toolgym.rollout.trajectory import Trajectory, Turn
 
 
 async def run_episode(
-    env: Any,
+    env: AsyncEnv,
     agent: Agent,
     *,
     chat: ChatTokenizer | None = None,
@@ -23,6 +24,8 @@ async def run_episode(
     policy_version: int | None = None,
 ) -> Trajectory:
     """Play one episode of ``env`` (an async env, e.g. from ``make_async``) with ``agent``.
+
+    What it reads of the env is the :class:`~toolgym.envs.step.StepInfo` contract.
 
     The trajectory's ``policy_version`` is the oldest version the agent stamped
     on a turn, else ``policy_version`` (the version when the episode started).
@@ -99,7 +102,7 @@ async def run_episode(
 
 
 def _append_observation(prompt: IncrementalPrompt | None, turn: AgentTurn, record: Turn,
-                        new_messages: list[dict[str, Any]]) -> list[int]:
+                        new_messages: list[Message]) -> list[int]:
     """Extend the token prompt by this step; return the ids that start a new sample, if any."""
     if prompt is None:
         return []
@@ -112,7 +115,7 @@ def _append_observation(prompt: IncrementalPrompt | None, turn: AgentTurn, recor
     return []
 
 
-def _turn_info(turn: AgentTurn, info: dict[str, Any]) -> dict[str, Any]:
+def _turn_info(turn: AgentTurn, info: StepInfo) -> dict[str, Any]:
     """What a turn's record keeps beside its text: tool counts, and the call form and
     reasoning when there are some."""
     out: dict[str, Any] = {"tool_counts": info.get("tool_counts", {})}
@@ -130,6 +133,6 @@ def _note_version(traj: Trajectory, version: int | None) -> None:
         traj.policy_version = version
 
 
-def _env_id(env: Any) -> str:
+def _env_id(env: AsyncEnv) -> str:
     spec = getattr(env, "spec", None) or getattr(getattr(env, "unwrapped", env), "spec", None)
     return spec.id if spec is not None else type(env).__name__

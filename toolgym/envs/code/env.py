@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.envs.base import ToolEnv
+from toolgym.envs.base import Step, ToolEnv
 from toolgym.envs.code.tasks import code_task_source, wrong_solution
 from toolgym.envs.code.verifier import UnitTestVerifier
 from toolgym.envs.outcome import Outcome
+from toolgym.envs.step import StepInfo
 from toolgym.envs.tasks import Task
 from toolgym.sandbox.provider import SandboxProvider
 from toolgym.sandbox.spec import SandboxSpec
@@ -102,11 +103,11 @@ class CodeRetryEnv(CodeEnv):
         self.max_attempts = max_attempts
         self.attempts = 0
 
-    async def areset(self, **kwargs: Any) -> tuple[str, dict[str, Any]]:
+    async def areset(self, **kwargs: Any) -> tuple[str, StepInfo]:
         self.attempts = 0
         return await super().areset(**kwargs)
 
-    async def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def _finish(self, action: str) -> Step:
         obs, reward, terminated, truncated, info = await super()._finish(action)
         self.attempts += 1
         failed = info["outcome"] == Outcome.FAILURE

@@ -37,18 +37,17 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from toolgym.envs.base import AsyncTextEnv
+from toolgym.envs.base import AsyncTextEnv, Step
 from toolgym.envs.keychain.demos import oracle_actions, wrong_actions
 from toolgym.envs.keychain.tasks import answer_of, keychain_tasks, replies
-from toolgym.envs.outcome import Outcome
+from toolgym.envs.outcome import Outcome, Score
 from toolgym.envs.spaces import AnyText
+from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task
 from toolgym.errors import ToolgymError
 from toolgym.tools import Action, Tool, ToolResult, ToolSet
 
 __all__ = ["KeyChainEnv", "get_tool"]
-
-Message = dict[str, Any]
 
 
 class GetTool(Tool):
@@ -117,7 +116,7 @@ class KeyChainEnv(AsyncTextEnv):
 
     # ------------------------------------------------------------ episode
     async def areset(self, *, seed: int | None = None,
-                     options: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+                     options: dict[str, Any] | None = None) -> tuple[str, StepInfo]:
         """Start an episode: ``options={"task_id": ...}`` or a seeded draw."""
         self.seed_rng(seed)
         options = options or {}
@@ -129,7 +128,7 @@ class KeyChainEnv(AsyncTextEnv):
         self.messages = [{"role": "user", "content": prompt}]
         return prompt, self._info(new=list(self.messages))
 
-    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: Action) -> Step:
         """Look a key up, or score the final answer.
 
         Raises:
@@ -151,22 +150,23 @@ class KeyChainEnv(AsyncTextEnv):
         obs = "\n\n".join(m["content"] for m in new)
         return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0)
 
-    def _finish(self, action: str) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    def _finish(self, action: str) -> Step:
         assert self.task is not None
         given = answer_of(action)
         passed = given == self.task.data["answer"]
         self._done = True
         outcome = Outcome.SUCCESS if passed else Outcome.FAILURE
         reward = 1.0 if passed else 0.0
-        info = self._info(new=[], turn_reward=reward, outcome=outcome,
-                          answer=given, expected=self.task.data["answer"])
+        score = Score(reward, passed, {"answer": given, "expected": self.task.data["answer"]})
+        info = self._info(new=[], turn_reward=reward, outcome=outcome, score=score)
         return "", reward, True, False, info
 
-    def _info(self, *, new: list[Message], **extra: Any) -> dict[str, Any]:
+    def _info(self, *, new: list[Message], outcome: Outcome | None = None,
+              turn_reward: float | None = None, score: Score | None = None) -> StepInfo:
         assert self.task is not None
-        return {"task_id": self.task.id, "turn": self.turn, "tools": self.tools.schemas(),
-                "messages": self.messages, "new_messages": new,
-                "tool_counts": dict(self.tool_counts), "outcome": None, **extra}
+        return step_info(task_id=self.task.id, turn=self.turn, tools=self.tools.schemas(),
+                         messages=self.messages, new_messages=new, tool_counts=self.tool_counts,
+                         outcome=outcome, turn_reward=turn_reward, score=score)
 
     async def aclose(self) -> None:
         """Nothing to release; safe to call twice."""

@@ -21,7 +21,8 @@ import base64
 from collections.abc import Iterable
 from typing import Any
 
-from toolgym.envs.base import Action, ToolEnv
+from toolgym.envs.base import Action, Step, ToolEnv
+from toolgym.envs.step import StepInfo
 from toolgym.envs.tasks import Task
 from toolgym.envs.web import driver
 from toolgym.envs.web.prompts import SYSTEM_PROMPT
@@ -110,7 +111,7 @@ class WebEnv(ToolEnv):
 
     async def areset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[str, dict[str, Any]]:
+    ) -> tuple[str, StepInfo]:
         """Start an episode; the observation is the instruction, then the page."""
         prompt, info = await super().areset(seed=seed, options=options)
         self._shots = bool((options or {}).get("screenshot", self.screenshots))
@@ -120,14 +121,14 @@ class WebEnv(ToolEnv):
         await self._add_screenshot(info)
         return f"{prompt}\n\n{self._page}", info
 
-    async def astep(self, action: Action) -> tuple[str, float, bool, bool, dict[str, Any]]:
+    async def astep(self, action: Action) -> Step:
         """Run the action (see :meth:`ToolEnv.astep`); add a screenshot if asked for."""
         obs, reward, terminated, truncated, info = await super().astep(action)
         if not (terminated or truncated):
             await self._add_screenshot(info)
         return obs, reward, terminated, truncated, info
 
-    async def _add_screenshot(self, info: dict[str, Any]) -> None:
+    async def _add_screenshot(self, info: StepInfo) -> None:
         if self._shots and self.sandbox is not None:
             reply = await driver.request(self.sandbox, {"op": "screenshot"})
             info["screenshot"] = base64.b64decode(reply["png"])
