@@ -272,11 +272,10 @@ class ToolEnv(AsyncTextEnv):
     async def _run_tools(self, parsed: ParsedCalls,
                          message: Message) -> Step:
         assert self.sandbox is not None
+        outcomes = await self.tools.dispatch_parsed(self.sandbox, parsed)
         if parsed.error is not None:
-            outcomes = [self.tools.refuse(parsed)]
             new = _unreadable_call_messages(outcomes[0], message.get("tool_calls"))
         else:
-            outcomes = [await self.tools.dispatch(self.sandbox, call) for call in parsed.calls]
             new = [self._tool_message(o) for o in outcomes]
         for o in outcomes:
             self.tool_counts[o.status.value] += 1

@@ -1,7 +1,8 @@
 """``ToolSet``: the tools of an environment, and the one place calls are dispatched.
 
-An environment hands the model's text to :meth:`ToolSet.dispatch_text` (or a
-parsed :class:`ToolCall` to :meth:`ToolSet.dispatch`) and gets back
+An environment hands the model's text to :meth:`ToolSet.dispatch_text` (or what
+:meth:`ToolSet.parse` read of a message to :meth:`ToolSet.dispatch_parsed`, or
+one :class:`ToolCall` to :meth:`ToolSet.dispatch`) and gets back
 observations. The agent's mistakes (malformed calls, unknown tools, bad
 arguments, an exception inside a tool, too many calls in one message) become
 observations with a status, and are counted; an error observation is capped at
@@ -172,7 +173,17 @@ class ToolSet(Mapping[str, Tool]):
         Raises:
             SandboxError: the sandbox failed.
         """
-        parsed = self.parse(text)
+        return await self.dispatch_parsed(sandbox, self.parse(text))
+
+    async def dispatch_parsed(self, sandbox: Sandbox, parsed: ParsedCalls) -> list[ToolOutcome]:
+        """Run the calls :meth:`parse` read from a message, as :meth:`dispatch_text` does.
+
+        For a caller that reads the parse first (an env deciding whether a
+        message is a final answer, or noting the form its calls came in).
+
+        Raises:
+            SandboxError: the sandbox failed.
+        """
         if parsed.error is not None:
             return [self.refuse(parsed)]
         return [await self.dispatch(sandbox, call) for call in parsed.calls]
