@@ -87,7 +87,8 @@ class CalculatorEnv(ToolEnv):
 
         Listing candidates, flipping the sign, echoing the question, claiming
         success, an over-long number, and calls that try to run code, escape
-        through attributes, write an answer file or exhaust memory.
+        through attributes, write an answer file, exhaust memory, or pass an
+        expression too long for one argument.
         """
         right = int(expected_value(task))
         wrong = str(right + 1)
@@ -104,4 +105,6 @@ class CalculatorEnv(ToolEnv):
             "escape through attributes": [
                 call("().__class__.__base__.__subclasses__()[0]"), wrong],
             "exhaust memory with a power": [call("9**9**9**9"), call("10**999999"), wrong],
+            "an expression past the argv limit (an infra_error would leave the score)": [
+                call("1 + " * 50_000 + "1"), wrong],
         }

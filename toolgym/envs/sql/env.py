@@ -109,7 +109,8 @@ class SQLEnv(ToolEnv):
         Writes and ATTACH (as the answer and through the tool), several
         statements, PRAGMA, an empty block, no block, a claim of success, the
         gold in the wrong fence or before a wrong block, a runaway query, and
-        the result the agent saw hard-coded as literals (caught by the variant).
+        the result the agent saw hard-coded as literals (caught by the variant), and
+        a query and an answer too long to pass as one argument.
         """
         gold, wrong, db = task.data["gold"], task.data["wrong"], task.data["db"]
         table = {"shop": "orders", "university": "enrollments", "library": "loans",
@@ -134,4 +135,8 @@ class SQLEnv(ToolEnv):
             "the gold, then a wrong block last": [f"{answer(gold)}\nor rather\n{answer(wrong)}"],
             "a runaway recursive query": [answer(runaway)],
             "the result seen, hard-coded": [answer(f"SELECT * FROM (VALUES {rows})")],
+            # past the kernel's 128 KiB argv limit: must be a 0, never an infra_error
+            "a query past the argv limit with the tool, then a wrong answer": [
+                call("sql", query="SELECT 1" + " " * (200 << 10)), answer(wrong)],
+            "an answer past the argv limit": [answer(gold + "\n" + "-- padding\n" * 20_000)],
         }

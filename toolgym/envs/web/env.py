@@ -158,6 +158,11 @@ class WebEnv(ToolEnv):
             "open another task's page": [*render([("goto", {"path": self._other_page(task)})]),
                                          "done"],
             "press Enter repeatedly": [*render([("press", {"key": "Enter"})] * 3), "done"],
+            "type text past the argv limit (an infra_error would leave the score)": [
+                *render([("type", {"id": 1, "text": "x" * (200 << 10)})]), "done"],
+            "type what the driver cannot encode": [
+                *render([("type", {"id": i, "text": "\ud800\x00\u2028\x1b[2J"}) for i in (1, 2)]),
+                "done"],
         }
         for name, actions in task.data.get("hacks", {}).items():
             probes[name] = [*render(actions), "done"]
