@@ -51,7 +51,6 @@ MIX = {"expr1": 0.4, "expr2": 0.4, "words": 0.2}
 """Task kinds of the demo: two-number questions, in symbols or in words (see
 ``toolgym.envs.calc.tasks``). Longer expressions need more numbers copied
 exactly, more than a 0.7 M model learns in a few minutes of SFT."""
-ENV_KWARGS = {"mix": MIX}
 GUESS = 0.5
 """Share of demonstrations that answer without the tool. Only this *decision* is
 wrong in them: demos that miscopy numbers (``p_mistype``/``p_miscopy``) taught
@@ -61,9 +60,14 @@ TEMPERATURE = 0.7
 so many numbers that few groups hold a success to learn from."""
 
 
-def build_base(run: Path, seed: int) -> tuple[Path, list]:
+def env_kwargs(train_tasks: int) -> dict:
+    """The env's arguments: the demo's mix, the first ``train_tasks`` train tasks."""
+    return {"mix": MIX, "n_train": train_tasks}
+
+
+def build_base(run: Path, seed: int, train_tasks: int) -> tuple[Path, list]:
     """Tokenizer trained on the demos, a fresh tiny model, and the demos as token trajectories."""
-    train = list(calc_tasks(mix=MIX).split("train"))
+    train = list(calc_tasks(**env_kwargs(train_tasks)).split("train"))
     demos = demonstrations(train, seed=seed, p_guess=GUESS, p_mistype=0.0, p_miscopy=0.0)
     tokenizer = train_tokenizer(render_chats(d.messages for d in demos))
     model = build_tiny_lm(tokenizer, seed=seed)
@@ -90,17 +94,16 @@ def sft(run: Path, base: Path, trajs: list, seed: int, steps: int, threads: int 
     return run / "sft" / "final"
 
 
-async def held_out_success(model_dir: Path, out: Path, n_tasks: int, seed: int, *,
-                           temperature: float = 0.0, samples: int = 1) -> tuple[int, int]:
+async def held_out_success(model_dir: Path, out: Path, n_tasks: int, seed: int, kwargs: dict,
+                           *, temperature: float = 0.0, samples: int = 1) -> tuple[int, int]:
     """Successes and episodes on the first ``n_tasks`` test tasks (greedy at temperature 0)."""
     agent = HFAgent(model_dir, sampling=SamplingParams(temperature=temperature, max_new_tokens=64),
                     max_batch=64, seed=seed)
-    test_ids = calc_tasks(mix=MIX).split("test").ids()[:n_tasks]
+    test_ids = calc_tasks(**kwargs).split("test").ids()[:n_tasks]
     try:
         summary = await evaluate(ENV, agent, samples=samples, concurrency=64, out_dir=out,
                                  task_ids=test_ids, agent_name=f"hf:{model_dir}", chat=agent.chat,
-                                 env_kwargs=ENV_KWARGS,
-                                 seed=seed)
+                                 env_kwargs=kwargs, seed=seed)
     finally:
         await agent.aclose()
     wins = sum(t.successes for t in summary.tasks)
@@ -110,14 +113,17 @@ async def held_out_success(model_dir: Path, out: Path, n_tasks: int, seed: int, 
 def evaluate_both(model_dir: Path, out: Path,
                   args: argparse.Namespace) -> dict[str, tuple[int, int]]:
     """Greedy on ``--eval-tasks`` tasks; ``--eval-samples`` sampled each on ``--sampled-tasks``."""
-    greedy = asyncio.run(held_out_success(model_dir, out / "greedy", args.eval_tasks, args.seed))
+    kwargs = env_kwargs(args.train_tasks)
+    greedy = asyncio.run(held_out_success(model_dir, out / "greedy", args.eval_tasks, args.seed,
+                                          kwargs))
     sampled = asyncio.run(held_out_success(model_dir, out / "sampled", args.sampled_tasks,
-                                           args.seed, temperature=TEMPERATURE,
+                                           args.seed, kwargs, temperature=TEMPERATURE,
                                            samples=args.eval_samples))
     return {"greedy": greedy, "sampled": sampled}
 
 
-def grpo(run: Path, sft_model: Path, seed: int, steps: int, lr: float) -> list[dict[str, float]]:
+def grpo(run: Path, sft_model: Path, seed: int, steps: int, lr: float,
+         kwargs: dict) -> list[dict[str, float]]:
     config = GRPOConfig(
         run_dir=str(run / "grpo"), seed=seed, total_steps=steps, groups_per_step=16,
         micro_batch_size=64, save_every=0, tensorboard=False,
@@ -125,7 +131,7 @@ def grpo(run: Path, sft_model: Path, seed: int, steps: int, lr: float) -> list[d
         optim=OptimConfig(lr=lr, schedule="cosine"),
         rollout=RolloutConfig(env_id=ENV, group_size=8, concurrency=64, split="train",
                               max_staleness=1, seed=seed,
-                              env_kwargs=ENV_KWARGS),
+                              env_kwargs=kwargs),
         sampling=SamplingParams(temperature=TEMPERATURE, max_new_tokens=64),
     )
     t0 = time.perf_counter()
@@ -157,7 +163,7 @@ def verdict(before: tuple[int, int], after: tuple[int, int]) -> tuple[bool, str]
     return False, f"RL did not clearly help: {rates}, the intervals overlap (or success fell)"
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="runs/demo")
     parser.add_argument("--seed", type=int, default=0)
@@ -169,14 +175,17 @@ def main() -> int:
                         help="held-out tasks of the sampled evaluation (it decides the verdict)")
     parser.add_argument("--eval-samples", type=int, default=4, help="sampled answers per task")
     parser.add_argument("--threads", type=int, default=2, help="torch threads for SFT")
-    args = parser.parse_args()
+    parser.add_argument("--train-tasks", type=int, default=2400,
+                        help="train tasks (SFT demonstrations and GRPO prompts)")
+    args = parser.parse_args(argv)
     run, start = Path(args.run_dir) / f"seed{args.seed}", time.perf_counter()
     random.seed(args.seed)
-    base, trajs = build_base(run, args.seed)
+    base, trajs = build_base(run, args.seed, args.train_tasks)
     sft_model = sft(run, base, trajs, args.seed, args.sft_steps, args.threads)
     before = evaluate_both(sft_model, run / "eval_sft", args)
     print("[3/5] " + "; ".join(report(f"after SFT, {k}", *v) for k, v in before.items()))
-    history = grpo(run, sft_model, args.seed, args.grpo_steps, args.grpo_lr)
+    history = grpo(run, sft_model, args.seed, args.grpo_steps, args.grpo_lr,
+                   env_kwargs(args.train_tasks))
     stuck = check_learnable(history)
     if stuck:
         print(f"error: {stuck}", file=sys.stderr)
