@@ -1,6 +1,6 @@
 """The main job: a tiny LM learns to use a calculator tool, by SFT then GRPO, on a CPU.
 
-1. Build a ~1.4 M-parameter Llama and a BPE tokenizer trained on the env's own
+1. Build a ~0.7 M-parameter Llama and a BPE tokenizer trained on the env's own
    transcripts, saved as an ordinary model directory (``from_pretrained`` loads it).
 2. SFT on deliberately imperfect demonstrations: half answer "About N" instead
    of calling the tool, so the warm-started policy calls the tool only part of
@@ -167,7 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--run-dir", default="runs/demo")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--sft-steps", type=int, default=800)
+    parser.add_argument("--sft-steps", type=int, default=1500,
+                        help="SFT steps; copying sets in late (measured: sampled calls that "
+                        "copied the operands right: 16 %% at 800 steps, 81 %% at 1500)")
     parser.add_argument("--grpo-steps", type=int, default=60)
     parser.add_argument("--grpo-lr", type=float, default=3e-4)
     parser.add_argument("--eval-tasks", type=int, default=600, help="greedy held-out tasks")
