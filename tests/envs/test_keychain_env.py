@@ -166,3 +166,26 @@ async def test_check_env_flags_a_forgeable_reward_and_a_failing_oracle(cls, chec
     failed = {r.name: r.detail for r in report.results if not r.ok}
     assert list(failed) == [check], failed
     assert failed[check].count("tests/") == 0 and failed[check].count(" on ") in (0, 3)
+
+
+async def test_native_tool_calls_are_answered_with_their_ids_and_the_episode_scores():
+    """An OpenAI-style message with ``tool_calls`` (what a served model sends) is read like
+    the Hermes text: each call gets its tool message, tagged with the call's id."""
+    env = make_async(ENV_ID)
+    task = env.unwrapped.tasks.get(env.unwrapped.tasks.ids()[0])
+    await env.areset(options={"task_id": task.id})
+    for i, key in enumerate(chain_actions(task)[:-1]):
+        native = {"role": "assistant", "content": None, "tool_calls": [
+            {"id": f"c{i}", "type": "function",
+             "function": {"name": "get", "arguments": f'{{"key": "{key}"}}'}}]}
+        obs, reward, terminated, _, info = await env.astep(native)
+        assert not terminated and "->" in obs, obs
+        assert info["new_messages"][0]["tool_call_id"] == f"c{i}"
+    bad = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "x1", "type": "function", "function": {"name": "get", "arguments": "{"}},
+        {"id": "x2", "type": "function", "function": {"name": "get", "arguments": "{}"}}]}
+    obs, _, terminated, _, info = await env.astep(bad)
+    assert not terminated and [m["tool_call_id"] for m in info["new_messages"]] == ["x1", "x2"]
+    *_, info = await env.astep({"role": "assistant", "content": task.data["answer"]})
+    assert info["outcome"] == Outcome.SUCCESS
+    await env.aclose()

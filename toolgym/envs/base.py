@@ -274,7 +274,7 @@ class ToolEnv(AsyncTextEnv):
         assert self.sandbox is not None
         outcomes = await self.tools.dispatch_parsed(self.sandbox, parsed)
         if parsed.error is not None:
-            new = _unreadable_call_messages(outcomes[0], message.get("tool_calls"))
+            new = unreadable_call_messages(outcomes[0], message.get("tool_calls"))
         else:
             new = [self._tool_message(o) for o in outcomes]
         for o in outcomes:
@@ -337,7 +337,7 @@ def _as_dict(info: StepInfo) -> dict[str, Any]:
     return cast(dict[str, Any], info)
 
 
-def _unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:
+def unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:
     """What answers a message whose calls could not be read: the error, once.
 
     Structured calls each get a ``tool`` message with their ``tool_call_id``

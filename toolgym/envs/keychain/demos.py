@@ -53,7 +53,7 @@ def simulate(task: Task, actions: list[str], tools: ToolSet | None = None) -> li
     messages: list[Message] = [{"role": "user", "content": task.prompt}]
     for action in actions:
         messages.append({"role": "assistant", "content": action})
-        answered = replies(task, tools, action)
+        answered = replies(task, tools, messages[-1])
         if answered is None:
             break
         messages.extend(message for message, _ in answered)

@@ -45,7 +45,8 @@ from toolgym.envs.spaces import AnyText
 from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task
 from toolgym.errors import ToolgymError
-from toolgym.tools import Action, Tool, ToolResult, ToolSet
+from toolgym.tools import Action, Tool, ToolResult, ToolSet, assistant_message
+from toolgym.tools.parsing import visible_text
 
 __all__ = ["KeyChainEnv", "get_tool"]
 
@@ -132,18 +133,17 @@ class KeyChainEnv(AsyncTextEnv):
         """Look a key up, or score the final answer.
 
         Raises:
-            ToolgymError: the episode is over, or ``action`` is not text (this env
-                reads its tool calls from the text, it takes no native ones).
+            ToolgymError: the episode is over (or never started).
+            TypeError: ``action`` is neither text nor an assistant message.
         """
         if self._done or self.task is None:
             raise ToolgymError("The episode is over (or never started): call reset() first.")
-        if not isinstance(action, str):
-            raise ToolgymError("KeyChain takes text actions only, not native tool-call messages.")
+        message = assistant_message(action)
         self.turn += 1
-        self.messages.append({"role": "assistant", "content": action})
-        answered = replies(self.task, self.tools, action)
+        self.messages.append(message)
+        answered = replies(self.task, self.tools, message)
         if answered is None:
-            return self._finish(action)
+            return self._finish(visible_text(message["content"]))
         new = [message for message, _ in answered]
         self.tool_counts.update(status.value for _, status in answered)
         self.messages.extend(new)

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any
 
+from toolgym.envs.base import unreadable_call_messages
+from toolgym.envs.step import Message
 from toolgym.envs.tasks import ListTaskSource, Task
 from toolgym.errors import ConfigError
 from toolgym.tools import ToolSet, ToolStatus
@@ -30,7 +31,6 @@ from toolgym.tools import ToolSet, ToolStatus
 __all__ = ["BARE_CALL", "KEYS", "answer_of", "chain_actions", "keychain_tasks", "lookup",
            "make_task", "replies"]
 
-Message = dict[str, Any]
 BARE_CALL = re.compile(r"get\s+(\S+)")
 """The short form of a call, ``get a``: the whole message, surrounding blanks aside."""
 
@@ -79,28 +79,36 @@ def lookup(task: Task, key: str) -> tuple[str, bool]:
     return f"{key} -> {table[key]}", True
 
 
-def replies(task: Task, tools: ToolSet, action: str) -> list[tuple[Message, ToolStatus]] | None:
+def replies(task: Task, tools: ToolSet,
+            message: Message) -> list[tuple[Message, ToolStatus]] | None:
     """What the env answers an assistant message with: a tool message and a status per call.
 
-    None when ``action`` calls no tool: it is the final answer. The env's
+    None when ``message`` calls no tool: it is the final answer. Calls come as
+    the bare ``get KEY``, as Hermes text, or as the message's native
+    ``tool_calls`` (each answered with its ``tool_call_id``). The env's
     ``step`` and :func:`~toolgym.envs.keychain.demos.simulate` both answer
     through here, so a transcript is exactly what an episode shows.
     """
-    bare = BARE_CALL.fullmatch(action.strip())
+    text = message.get("content") or ""
+    bare = None if message.get("tool_calls") else BARE_CALL.fullmatch(text.strip())
     if bare is not None:
-        return [_get(task, "get", bare.group(1))]
-    parsed = tools.parse(action)
+        return [_get(task, "get", bare.group(1), None)]
+    parsed = tools.parse(message)
     if parsed.ok and not parsed.calls:
         return None
     if parsed.error is not None:
-        return [({"role": "tool", "name": "error", "content": str(parsed.error)}, parsed.status)]
-    return [_get(task, c.name, str(c.arguments["key"])) for c in parsed.calls]
+        refused = tools.refuse(parsed)
+        return [(m, parsed.status)
+                for m in unreadable_call_messages(refused, message.get("tool_calls"))]
+    return [_get(task, c.name, str(c.arguments["key"]), c.id) for c in parsed.calls]
 
 
-def _get(task: Task, name: str, key: str) -> tuple[Message, ToolStatus]:
+def _get(task: Task, name: str, key: str, call_id: str | None) -> tuple[Message, ToolStatus]:
     text, ok = lookup(task, key)
-    return ({"role": "tool", "name": name, "content": text},
-            ToolStatus.OK if ok else ToolStatus.TOOL_ERROR)
+    message: Message = {"role": "tool", "name": name, "content": text}
+    if call_id:
+        message["tool_call_id"] = call_id
+    return message, ToolStatus.OK if ok else ToolStatus.TOOL_ERROR
 
 
 def chain_actions(task: Task) -> list[str]:
