@@ -3,24 +3,16 @@ RL helped only when the intervals say so, and its whole pipeline runs end to end
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
-DEMO = Path(__file__).parents[1] / "examples" / "calculator_demo.py"
-
-
-def load_demo():
-    spec = importlib.util.spec_from_file_location("calculator_demo", DEMO)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.helpers.examples import load_example
 
 
 def test_the_learning_check_refuses_a_run_without_mixed_groups() -> None:
-    demo = load_demo()
+    demo = load_example("calculator_demo")
     assert demo.check_learnable([{"groups_mixed": 0.0}] * 3) is not None
     assert demo.check_learnable([{"groups_mixed": 0.0}, {"groups_mixed": 0.25}]) is None
     assert demo.verdict((20, 200), (90, 200))[0]
@@ -34,7 +26,7 @@ def test_a_shortened_demo_runs_end_to_end_and_its_first_groups_are_mixed(tmp_pat
     GRPO's rollouts succeed part of the time), 2 GRPO steps, tiny evaluations. GRPO
     learns only from groups holding both a success and a failure; a warm start that
     never (or always) succeeds is what broke the main job before (issue 12)."""
-    demo = load_demo()
+    demo = load_example("calculator_demo")
     rc = demo.main(["--run-dir", str(tmp_path), "--train-tasks", "32", "--sft-steps", "80",
                     "--grpo-steps", "2", "--eval-tasks", "8", "--sampled-tasks", "4",
                     "--eval-samples", "2", "--threads", "1"])

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 
+from tests.helpers.examples import EXAMPLES, load_example
 from tests.helpers.tiny_model import build_tiny_model
 from tests.trainers.conftest import synthetic_groups
 from toolgym.agents import HFAgent, SamplingParams
 from toolgym.envs import EnvFactory
 from toolgym.sandbox.provider import SandboxConfig
 from toolgym.trainers.logprobs import token_logprobs
-
-EXAMPLE = Path(__file__).parents[1] / "examples" / "grpo_minimal.py"
-
-
-def load_example():
-    spec = importlib.util.spec_from_file_location("grpo_minimal", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +34,7 @@ def mean_action_logprob(agent: HFAgent, trajectories) -> float:
 
 
 def test_one_step_raises_the_rewarded_episodes_and_lowers_the_others(model_dir: Path) -> None:
-    example = load_example()
+    example = load_example("grpo_minimal")
     torch.manual_seed(0)
     agent = HFAgent(model_dir)
     groups = synthetic_groups(model_dir, n_groups=4, group_size=4, seed=1)
@@ -65,7 +56,7 @@ def test_one_step_raises_the_rewarded_episodes_and_lowers_the_others(model_dir: 
 
 
 def test_a_step_without_signal_changes_nothing(model_dir: Path) -> None:
-    example = load_example()
+    example = load_example("grpo_minimal")
     agent = HFAgent(model_dir)
     trajectories = [t for g in synthetic_groups(model_dir, 2, 3, seed=2) for t in g]
     for traj in trajectories:
@@ -80,7 +71,7 @@ def test_a_step_without_signal_changes_nothing(model_dir: Path) -> None:
 @pytest.mark.docker
 async def test_play_groups_runs_group_size_episodes_per_task_in_sandboxes(
         model_dir: Path, python_image: str) -> None:
-    example = load_example()
+    example = load_example("grpo_minimal")
     agent = HFAgent(model_dir, sampling=SamplingParams(max_new_tokens=8), seed=0)
     sandboxes = SandboxConfig(pool_size=2, max_size=6)
     async with EnvFactory("toolgym/Calculator-v0", sandbox=sandboxes, split="train") as envs:
@@ -99,6 +90,6 @@ def test_example_configs_resolve(command: str, config: str) -> None:
 
     from toolgym.cli.train import app
 
-    result = CliRunner().invoke(app, [command, str(EXAMPLE.parent / config), "--dry-run"])
+    result = CliRunner().invoke(app, [command, str(EXAMPLES / config), "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "toolgym/Calculator-v0" in result.output
