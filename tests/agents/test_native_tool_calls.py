@@ -89,10 +89,34 @@ def test_toolgym_eval_command_scores_native_calls(
     assert json.loads((tmp_path / "summary.json").read_text())["pass_at_k"] == {"1": 1.0}
     follow_up = next(r["messages"] for r in server.requests if len(r["messages"]) > 3)
     assistant, tool = follow_up[2], follow_up[3]
-    assert assistant["content"] is None and assistant["tool_calls"][0]["id"] == "call_0_0"
+    assert assistant["content"] == "" and assistant["tool_calls"][0]["id"] == "call_0_0"
     assert tool == {"role": "tool", "tool_call_id": "call_0_0", "content": tool["content"]}
     assert server.requests[0]["tool_choice"] == {"type": "function", "function": {"name": "python"}}
     assert server.rejected == []
+
+
+@pytest.mark.parametrize(("flag", "empty"), [([], ""), (["--null-content"], None)])
+def test_toolgym_eval_sends_the_empty_content_asked_for(
+        tmp_path: Path, flag: list[str], empty: str | None) -> None:
+    """KeyChain needs no sandbox: one native ``get`` call, then an answer, through the CLI."""
+    def policy(body: dict) -> Reply:
+        if len(body["messages"]) == 1:
+            return Reply(content=None, finish_reason="tool_calls", tool_calls=[{
+                "id": "k1", "type": "function",
+                "function": {"name": "get", "arguments": '{"key": "a"}'}}])
+        return Reply(content="7")
+
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("other")(lambda: None)
+    with serve(policy) as server:
+        result = CliRunner().invoke(app, [
+            "eval", "--env", "toolgym/KeyChain-v0", "--agent", f"openai:{server.url}/v1#tiny",
+            "--tasks", "1", *flag, "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assistant, tool = server.requests[1]["messages"][1:]
+    assert assistant["content"] == empty and assistant["tool_calls"][0]["id"] == "k1"
+    assert tool["tool_call_id"] == "k1" and server.rejected == []
 
 
 # ------------------------------------------------------------------- the strict stand-in
@@ -175,8 +199,30 @@ def test_parallel_calls_keep_their_order_and_ids() -> None:
     wired = wire_messages(messages)
     assert [c["id"] for c in wired[1]["tool_calls"]] == ["c0", "c1", "c2"]
     assert [m["tool_call_id"] for m in wired[2:]] == ["c0", "c1", "c2"]
-    assert wired[1]["content"] is None
     assert openai_protocol_errors({"model": "m", "messages": wired}) == []
+
+
+@pytest.mark.parametrize("empty", ["", None])
+def test_a_message_that_only_calls_tools_goes_back_with_the_chosen_empty_content(
+        empty: str | None) -> None:
+    """``""`` by default: every server we know takes it, while llama-cpp-python 0.3 and SGLang
+    before April 2025 refuse ``null`` (README, Pointing toolgym at a model server); ``null`` on
+    request. The OpenAI API takes both, and so does the strict stand-in."""
+    messages = [USER, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                {"role": "tool", "name": "f", "tool_call_id": "c1", "content": "1"}]
+    wired = wire_messages(messages, **({} if empty == "" else {"empty_content": empty}))
+    assert wired[1] == {"role": "assistant", "content": empty, "tool_calls": [CALL]}
+    assert openai_protocol_errors({"model": "m", "messages": wired}) == []
+    said = wire_messages([USER, {"role": "assistant", "content": "let me see",
+                                 "tool_calls": [CALL]}], empty_content=empty)
+    assert said[1]["content"] == "let me see"
+    agent = OpenAIAgent("http://127.0.0.1:1", "m", empty_content=empty)
+    assert agent.request_body(Conversation(messages))["messages"][1]["content"] == empty
+
+
+def test_empty_content_other_than_empty_or_null_is_refused() -> None:
+    with pytest.raises(ValueError, match="empty_content must be '' or None"):
+        OpenAIAgent("http://127.0.0.1:1", "m", empty_content="-")  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------- the env's side

@@ -41,6 +41,15 @@ Reasoning = Literal["template", "drop", "inline"]
 drops it (Qwen3's and DeepSeek's templates read that field); ``"drop"`` never sends it
 (the DeepSeek API rejects it); ``"inline"`` puts it back in the content as ``<think>``."""
 
+EmptyContent = Literal["", None]
+"""The ``content`` sent back with an assistant message that only called tools. The OpenAI
+API takes both. ``""`` (the default) is what every server toolgym targets takes:
+llama-cpp-python 0.3 refuses ``null`` (its assistant content is typed ``str``), as did
+SGLang before April 2025 (sglang#5452), llama-server builds b5331 until May 2025
+(llama.cpp#13477), LM Studio and mlx-lm's server. ``None`` (JSON ``null``, the form the
+OpenAI API answers with) is for the endpoints that refuse ``""``, such as Bedrock's
+OpenAI-compatible one for Claude."""
+
 
 class OpenAIAgent(HTTPAgent):
     """Agent that asks an OpenAI-compatible server for each turn.
@@ -59,6 +68,8 @@ class OpenAIAgent(HTTPAgent):
         parallel_tool_calls: Sent as ``parallel_tool_calls`` when tools are
             offered; None leaves it out.
         reasoning: How returned reasoning is sent back (:data:`Reasoning`).
+        empty_content: The content of an assistant message that only called tools, as sent
+            back (:data:`EmptyContent`).
         extra_body: Extra JSON fields merged into every request (e.g. ``top_k``).
         transport: Transport that does the I/O, wrapped by the retry transport
             (tests may pass ``httpx.MockTransport``).
@@ -85,6 +96,7 @@ class OpenAIAgent(HTTPAgent):
         tool_choice: str | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
         reasoning: Reasoning = "template",
+        empty_content: EmptyContent = "",
         extra_body: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -95,19 +107,23 @@ class OpenAIAgent(HTTPAgent):
                          transport=transport)
         if reasoning not in ("template", "drop", "inline"):
             raise ValueError(f"reasoning must be 'template', 'drop' or 'inline', got {reasoning!r}")
+        if empty_content not in ("", None):
+            raise ValueError(f"empty_content must be '' or None, got {empty_content!r}")
         self.model = model
         self.sampling = sampling
         self.request_token_ids = request_token_ids
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
         self.reasoning = reasoning
+        self.empty_content = empty_content
         self.extra_body = dict(extra_body or {})
 
     def request_body(self, conversation: Conversation) -> dict[str, Any]:
         """The JSON body sent for ``conversation``."""
         body: dict[str, Any] = {
             "model": self.model,
-            "messages": wire_messages(conversation.messages, reasoning=self.reasoning),
+            "messages": wire_messages(conversation.messages, reasoning=self.reasoning,
+                                      empty_content=self.empty_content),
             "temperature": self.sampling.temperature,
             "top_p": self.sampling.top_p,
             "max_tokens": self.sampling.max_new_tokens,
@@ -186,13 +202,15 @@ def _ids_from_logprob_tokens(content: Sequence[Mapping[str, Any]]) -> list[int] 
 
 
 def wire_messages(
-    messages: Sequence[Message], *, reasoning: Reasoning = "template"
+    messages: Sequence[Message], *, reasoning: Reasoning = "template",
+    empty_content: EmptyContent = "",
 ) -> list[Message]:
     """Messages as the OpenAI chat protocol wants them.
 
     An assistant message keeps its ``tool_calls`` (``type: "function"``, an id,
-    arguments as a JSON string) and has ``content: null`` when it said nothing
-    else; a ``tool`` message answering one of them keeps its ``tool_call_id``.
+    arguments as a JSON string) and has ``empty_content`` as its content when it
+    said nothing else (:data:`EmptyContent`); a ``tool`` message answering one of
+    them keeps its ``tool_call_id``.
     A result of a call written in the text (no id to answer) goes as a user
     message in ``<tool_response>`` tags, the way tool-calling templates render
     results, since the protocol refuses a ``tool`` message that answers no call.
@@ -209,7 +227,7 @@ def wire_messages(
     for msg in messages:
         role = msg.get("role")
         if role == "assistant":
-            out.append(_wire_assistant(msg, reasoning))
+            out.append(_wire_assistant(msg, reasoning, empty_content))
             open_ids = {c["id"] for c in out[-1].get("tool_calls", []) if c.get("id")}
         elif role == "tool" and msg.get("tool_call_id") in open_ids:
             out.append({"role": "tool", "tool_call_id": msg["tool_call_id"],
@@ -223,7 +241,7 @@ def wire_messages(
     return out
 
 
-def _wire_assistant(msg: Message, reasoning: Reasoning) -> Message:
+def _wire_assistant(msg: Message, reasoning: Reasoning, empty_content: EmptyContent) -> Message:
     out = {k: v for k, v in msg.items() if k != "reasoning_content"}
     thought = msg.get("reasoning_content")
     if thought and reasoning == "template":
@@ -234,7 +252,7 @@ def _wire_assistant(msg: Message, reasoning: Reasoning) -> Message:
     if calls:
         out["tool_calls"] = [_wire_call(c, i) for i, c in enumerate(calls)]
         if not out.get("content"):
-            out["content"] = None
+            out["content"] = empty_content
     else:
         out.pop("tool_calls", None)
         out["content"] = out.get("content") or ""

@@ -76,7 +76,7 @@ def parse_agent_spec(spec: str) -> AgentSpec:
 def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
                 api_key: str | None = None, device: str | None = None,
                 token_ids: bool = False, reasoning: str = "template",
-                tool_choice: str | None = None) -> tuple[Any, Any]:
+                tool_choice: str | None = None, null_content: bool = False) -> tuple[Any, Any]:
     """Make the agent an :class:`AgentSpec` names; return it and its chat tokenizer (or None).
 
     The tokenizer is returned so the rollout builds token-in/token-out prompts
@@ -97,7 +97,7 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
         try:
             return OpenAIAgent(spec.target, spec.model, api_key=api_key, sampling=sampling,
                                request_token_ids=token_ids, reasoning=reasoning,  # type: ignore[arg-type]
-                               tool_choice=choice), None
+                               tool_choice=choice, empty_content=None if null_content else ""), None
         except ValueError as exc:
             raise ConfigError(f"--reasoning: {exc}") from None
     if spec.kind == "anthropic":  # its key only from ANTHROPIC_API_KEY, never OPENAI_API_KEY
@@ -162,6 +162,10 @@ def eval_command(
         help="openai: how returned reasoning_content goes back: template (sent; the server's "
              "chat template keeps or drops it), drop (never sent; the DeepSeek API wants "
              "this), inline (as <think> in the content).")] = "template",
+    null_content: Annotated[bool, typer.Option(
+        help="openai: send an assistant message that only called tools back with content null "
+             "instead of \"\" (for endpoints that refuse \"\"; llama-cpp-python and older "
+             "SGLang and llama.cpp refuse null).")] = False,
     device: Annotated[str | None, typer.Option(help="hf: torch device, e.g. cuda.")] = None,
     episode_timeout: Annotated[float, typer.Option(
         help="Seconds before an episode is dropped as an infra error.")] = 600.0,
@@ -189,7 +193,7 @@ def eval_command(
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
                                     reasoning=reasoning, tool_choice=tool_choice,
-                                    episode_timeout=episode_timeout,
+                                    null_content=null_content, episode_timeout=episode_timeout,
                                     sandbox_backend=sandbox_backend))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
@@ -205,14 +209,15 @@ def eval_command(
 async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
                 concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
                 api_key: str | None, device: str | None, token_ids: bool, reasoning: str,
-                tool_choice: str | None, episode_timeout: float, sandbox_backend: str) -> Any:
+                tool_choice: str | None, null_content: bool, episode_timeout: float,
+                sandbox_backend: str) -> Any:
     from toolgym.eval.run import evaluate, list_task_ids
     from toolgym.sandbox.provider import SandboxConfig
 
     task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
     agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
                               device=device, token_ids=token_ids, reasoning=reasoning,
-                              tool_choice=tool_choice)
+                              tool_choice=tool_choice, null_content=null_content)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok"), TimeRemainingColumn())
     try:
