@@ -4,14 +4,20 @@
 wrong ``x-api-key``, no ``anthropic-version``, no ``max_tokens``, unknown
 fields, a ``system`` role inside ``messages``, empty text, a ``tool_use`` not
 answered by a ``tool_result`` in the very next user message, a ``tool_result``
-that answers no ``tool_use`` or comes after text); :func:`anthropic_reply`
-writes a scripted :class:`~tests.agents.openai_server.Reply` as a Messages
-answer; :func:`openai_messages` reads a request back into OpenAI chat messages,
-so :class:`~tests.agents.native_policy.NativeReference` can answer it.
+that answers no ``tool_use`` or comes after text) and, with extended thinking
+on, what that refuses (a last assistant turn before tool results that does
+not start with its thinking block, a thinking block without the signature the
+server gave it, a temperature other than 1, forced tool use, a budget not
+below ``max_tokens``); :func:`anthropic_reply` writes a scripted
+:class:`~tests.agents.openai_server.Reply` as a Messages answer (its reasoning
+as a signed thinking block, first); :func:`openai_messages` reads a request
+back into OpenAI chat messages, so
+:class:`~tests.agents.native_policy.NativeReference` can answer it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -67,6 +73,44 @@ def anthropic_protocol_errors(body: dict[str, Any], headers: Mapping[str, str],
     if pending:
         errors.append("tool_use ids were found without tool_result blocks immediately after: "
                       + ", ".join(sorted(pending)))
+    if (body.get("thinking") or {}).get("type") == "enabled":
+        errors += _thinking_errors(body, messages)
+    return errors
+
+
+def thinking_block(thinking: str) -> dict[str, Any]:
+    """A thinking block as the stand-in answers it: signed, so it can tell a forged one."""
+    return {"type": "thinking", "thinking": thinking, "signature": _signature(thinking)}
+
+
+def _signature(thinking: str) -> str:
+    return hashlib.sha256(thinking.encode()).hexdigest()[:24]
+
+
+def _thinking_errors(body: dict[str, Any], messages: list[Any]) -> list[str]:
+    """Extended thinking's rules: the last assistant turn before tool results starts with its
+    thinking block; temperature 1 only; no forced tool use; a budget below max_tokens."""
+    errors = []
+    budget = body["thinking"].get("budget_tokens")
+    if not isinstance(budget, int) or budget < 1024:
+        errors.append("thinking.enabled.budget_tokens: Input should be greater than or equal "
+                      "to 1024")
+    elif isinstance(body.get("max_tokens"), int) and body["max_tokens"] <= budget:
+        errors.append("`max_tokens` must be greater than `thinking.budget_tokens`")
+    if body.get("temperature", 1) != 1:
+        errors.append("`temperature` may only be set to 1 when thinking is enabled")
+    if (body.get("tool_choice") or {}).get("type") in ("any", "tool"):
+        errors.append("Thinking may not be enabled when tool_choice forces tool use.")
+    last = max((i for i, m in enumerate(messages) if m.get("role") == "assistant"), default=None)
+    after = messages[last + 1]["content"] if last is not None and last + 1 < len(messages) else []
+    if last is not None and isinstance(after, list) and any(
+            b.get("type") == "tool_result" for b in after):
+        blocks = messages[last]["content"]
+        first = blocks[0].get("type") if isinstance(blocks, list) and blocks else "text"
+        if first not in ("thinking", "redacted_thinking"):
+            errors.append(f"messages.{last}.content.0.type: Expected `thinking` or "
+                          f"`redacted_thinking`, but found `{first}`. When `thinking` is "
+                          "enabled, a final `assistant` message must start with a thinking block")
     return errors
 
 
@@ -81,12 +125,21 @@ def _block_errors(block: dict[str, Any], role: str, where: str) -> list[str]:
     if kind == "tool_result" and role == "user":
         ok = isinstance(block.get("content"), str | list)
         return [] if ok else [f"{where}: tool_result content must be a string or blocks"]
+    if kind == "thinking" and role == "assistant":
+        if not isinstance(block.get("signature"), str):
+            return [f"{where}.thinking.signature: Field required"]
+        ok = block["signature"] == _signature(str(block.get("thinking")))
+        return [] if ok else [f"{where}: Invalid `signature` in `thinking` block"]
+    if kind == "redacted_thinking" and role == "assistant":
+        return [] if isinstance(block.get("data"), str) else [f"{where}.data: Field required"]
     return [f"{where}: unexpected block type {kind!r} in a {role} message"]
 
 
 def anthropic_reply(reply: Reply) -> dict[str, Any]:
     """A scripted reply as a Messages API answer."""
     blocks: list[dict[str, Any]] = []
+    if reply.reasoning is not None:
+        blocks.append(thinking_block(reply.reasoning))
     if reply.content:
         blocks.append({"type": "text", "text": reply.content})
     for call in reply.tool_calls or []:

@@ -16,16 +16,22 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from tests.agents.anthropic_server import anthropic_protocol_errors, serve_anthropic
+from tests.agents.anthropic_server import (
+    anthropic_protocol_errors,
+    anthropic_reply,
+    serve_anthropic,
+    thinking_block,
+)
 from tests.agents.native_policy import NativeReference
-from toolgym.agents import Conversation, RetryPolicy
+from tests.agents.openai_server import Reply, Step, serve
+from toolgym.agents import Conversation, RetryPolicy, SamplingParams
 from toolgym.agents.anthropic_http import (
     AnthropicAgent,
     anthropic_messages,
     anthropic_tool_choice,
     parse_message,
 )
-from toolgym.cli.eval import eval_command
+from toolgym.cli.eval import AgentSpec, build_agent, eval_command
 from toolgym.errors import AgentHTTPError, ConfigError
 from toolgym.eval import evaluate
 
@@ -159,3 +165,98 @@ def test_thinking_becomes_reasoning_and_max_tokens_length() -> None:
                                       {"type": "text", "text": "4"}], "stop_reason": "max_tokens"})
     assert (turn.text, turn.reasoning, turn.finish_reason, turn.tool_calls) == (
         "4", "hmm", "length", None)
+
+
+# ------------------------------------------------------------------- extended thinking
+
+HEADERS = {"x-api-key": "k", "anthropic-version": "v"}
+THINKING = {"type": "enabled", "budget_tokens": 1024}
+GO = {"role": "user", "content": [{"type": "text", "text": "go"}]}
+USE = {"type": "tool_use", "id": "t1", "name": "get", "input": {"key": "a"}}
+RESULT = {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                       "content": "a -> 7"}]}
+
+
+def thinking_body(assistant: list[dict], **fields: object) -> dict:
+    return {"model": "m", "max_tokens": 2048, "thinking": THINKING,
+            "messages": [GO, {"role": "assistant", "content": assistant}, RESULT], **fields}
+
+
+@pytest.mark.parametrize(("assistant", "fields", "error"), [
+    ([USE], {}, "Expected `thinking` or `redacted_thinking`, but found `tool_use`"),
+    ([{"type": "text", "text": "a"}, USE], {}, "but found `text`"),
+    ([{"type": "thinking", "thinking": "t"}, USE], {}, "signature: Field required"),
+    ([{"type": "thinking", "thinking": "t", "signature": "forged"}, USE], {},
+     "Invalid `signature`"),
+    ([thinking_block("t"), USE], {"temperature": 0.0}, "`temperature` may only be set to 1"),
+    ([thinking_block("t"), USE], {"tool_choice": {"type": "any"}}, "forces tool use"),
+    ([thinking_block("t"), USE], {"max_tokens": 1024}, "must be greater than"),
+])
+def test_strict_stand_in_refuses_what_extended_thinking_refuses(
+        assistant: list[dict], fields: dict, error: str) -> None:
+    errors = anthropic_protocol_errors(thinking_body(assistant, **fields), HEADERS, "k")
+    assert any(error in e for e in errors), errors
+
+
+def test_strict_stand_in_accepts_signed_thinking_first_and_none_when_thinking_is_off() -> None:
+    for first in (thinking_block("t"), {"type": "redacted_thinking", "data": "opaque"}):
+        assert anthropic_protocol_errors(thinking_body([first, USE]), HEADERS, "k") == []
+    off = thinking_body([USE])
+    del off["thinking"]
+    assert anthropic_protocol_errors(off, HEADERS, "k") == []
+
+
+async def test_thinking_goes_back_signed_and_first_on_tool_use_turns(tmp_path: Path) -> None:
+    """With extended thinking on, the API refuses a tool-use turn sent back without its
+    thinking block (and its signature, unmodified). A KeyChain episode: a lookup, an answer."""
+    def answer(body: dict) -> Step:
+        if len(body["messages"]) == 1:
+            return Reply(content=None, reasoning="look a up", finish_reason="tool_calls",
+                         tool_calls=[{"id": "t1", "type": "function",
+                                      "function": {"name": "get", "arguments": '{"key": "a"}'}}])
+        return Reply(content="7", reasoning="the chain ends")
+
+    check = lambda body, headers: anthropic_protocol_errors(body, headers, KEY)  # noqa: E731
+    with serve(answer, path="/v1/messages", render=anthropic_reply, check=check) as server:
+        async with AnthropicAgent(server.url, "m", api_key=KEY, retry=FAST, thinking_budget=1024,
+                                  sampling=SamplingParams(max_new_tokens=2048)) as agent:
+            s = await evaluate("toolgym/KeyChain-v0", agent, samples=1, concurrency=1,
+                               out_dir=tmp_path, task_ids=["kc-train-0000"])
+    assert server.rejected == [] and s.complete and s.infra_errors == 0
+    first, second = server.requests
+    assert first["thinking"] == THINKING and "temperature" not in first
+    assert second["messages"][1]["content"] == [thinking_block("look a up"),
+                                                {**USE, "id": "t1"}]
+
+
+def test_forced_tools_or_a_budget_past_max_tokens_are_refused_up_front() -> None:
+    with pytest.raises(ConfigError, match="forces tool use"):
+        AnthropicAgent("https://api.anthropic.com", "m", api_key="k", thinking_budget=1024,
+                       tool_choice="required", sampling=SamplingParams(max_new_tokens=4096))
+    with pytest.raises(ConfigError, match="budget_tokens.*below max_tokens"):
+        AnthropicAgent("https://api.anthropic.com", "m", api_key="k", thinking_budget=1024,
+                       sampling=SamplingParams(max_new_tokens=512))
+
+
+def test_redacted_thinking_is_kept_for_the_way_back() -> None:
+    blocks = [{"type": "redacted_thinking", "data": "opaque"}, USE]
+    turn = parse_message({"content": blocks, "stop_reason": "tool_use"})
+    assert turn.structured and turn.reasoning is None
+    _, messages = anthropic_messages([{"role": "user", "content": "go"}, turn.message()])
+    assert messages[1]["content"] == blocks
+
+
+def test_cli_thinking_budget_reaches_the_agent_and_a_bad_one_is_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    spec = AgentSpec("anthropic", "https://api.anthropic.com", "m")
+    agent, _ = build_agent(spec, "toolgym/KeyChain-v0", seed=0, thinking_budget=1024,
+                           sampling=SamplingParams(max_new_tokens=2048))
+    assert agent.thinking_budget == 1024
+    app = typer.Typer()
+    app.command("eval")(eval_command)
+    app.command("other")(lambda: None)
+    result = CliRunner().invoke(app, [
+        "eval", "--env", "toolgym/KeyChain-v0", "--agent", "anthropic:http://127.0.0.1:9#m",
+        "--thinking-budget", "1024", "--max-new-tokens", "512", "--out", str(tmp_path)])
+    assert result.exit_code == 1 and "below max_tokens (512)" in result.output

@@ -13,9 +13,15 @@ answers them by id), ``thinking`` blocks its reasoning.
 Retries and typed errors are :class:`~toolgym.agents.http.HTTPAgent`'s (529,
 "overloaded", is retried too). The API key comes from ``ANTHROPIC_API_KEY``
 unless passed in; it is only ever a request header, never part of a turn, an
-error message or a log line. Thinking blocks are kept as reasoning but not sent
-back (the API wants them back with their signatures only when extended
-thinking is on, which this adapter does not turn on).
+error message or a log line.
+
+Extended thinking (``thinking_budget``): the API then wants each assistant turn
+that used tools sent back starting with its ``thinking`` (or
+``redacted_thinking``) blocks, signatures unmodified, and refuses a temperature
+other than 1 and forced tool use. The blocks ride in the assistant message as
+``reasoning_blocks`` and go back first in its content (thinking interleaved
+between tool calls comes back in front of them all); their text is the turn's
+reasoning. The temperature is then not sent.
 """
 
 from __future__ import annotations
@@ -55,10 +61,13 @@ class AnthropicAgent(HTTPAgent):
         tool_choice: OpenAI-style choice (``"auto"``, ``"required"``, ``"none"`` or a
             named function), translated to the API's; None leaves it out.
         parallel_tool_calls: False sends ``disable_parallel_tool_use``; None leaves it out.
+        thinking_budget: Turn extended thinking on with this many tokens for it (at least
+            1024, below ``sampling.max_new_tokens``); None leaves it off.
         extra_body: Extra JSON fields merged into every request (e.g. ``top_k``).
 
     Raises:
-        ConfigError: no key given and ``ANTHROPIC_API_KEY`` is unset.
+        ConfigError: no key given and ``ANTHROPIC_API_KEY`` is unset, or a thinking budget
+            the API would refuse (see ``thinking_budget``) or with forced tool use.
 
     Example:
         >>> AnthropicAgent("https://api.anthropic.com", "claude-sonnet-4-5", api_key="k").url
@@ -79,12 +88,15 @@ class AnthropicAgent(HTTPAgent):
         limits: httpx.Limits = DEFAULT_LIMITS,
         tool_choice: str | Mapping[str, Any] | None = None,
         parallel_tool_calls: bool | None = None,
+        thinking_budget: int | None = None,
         extra_body: Mapping[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         key = api_key or os.environ.get(API_KEY_ENV)
         if not key:
             raise ConfigError(f"No Anthropic API key: set the {API_KEY_ENV} environment variable.")
+        if thinking_budget is not None:
+            _check_thinking(thinking_budget, sampling.max_new_tokens, tool_choice)
         root = base_url.rstrip("/")
         url = (root if root.endswith("/v1") else root + "/v1") + "/messages"
         headers = {"x-api-key": key, "anthropic-version": API_VERSION}
@@ -94,6 +106,7 @@ class AnthropicAgent(HTTPAgent):
         self.sampling = sampling
         self.tool_choice = tool_choice
         self.parallel_tool_calls = parallel_tool_calls
+        self.thinking_budget = thinking_budget
         self.extra_body = dict(extra_body or {})
 
     def request_body(self, conversation: Conversation) -> dict[str, Any]:
@@ -103,8 +116,11 @@ class AnthropicAgent(HTTPAgent):
             "model": self.model,
             "max_tokens": self.sampling.max_new_tokens,
             "messages": messages,
-            "temperature": self.sampling.temperature,
         }
+        if self.thinking_budget is None:
+            body["temperature"] = self.sampling.temperature
+        else:
+            body["thinking"] = {"type": "enabled", "budget_tokens": self.thinking_budget}
         if system:
             body["system"] = system
         if self.sampling.top_p < 1:
@@ -120,6 +136,17 @@ class AnthropicAgent(HTTPAgent):
     def parse_answer(self, data: dict[str, Any]) -> AgentTurn:
         """The turn in a Messages answer (:func:`parse_message`)."""
         return parse_message(data)
+
+
+def _check_thinking(budget: int, max_tokens: int, choice: str | Mapping[str, Any] | None) -> None:
+    """Refuse up front what the API refuses of extended thinking, naming the fix."""
+    if budget < 1024 or budget >= max_tokens:
+        raise ConfigError(f"thinking_budget {budget}: the API wants budget_tokens >= 1024 and "
+                          f"below max_tokens ({max_tokens}); raise max_new_tokens or lower the "
+                          "budget.")
+    if choice == "required" or isinstance(choice, Mapping):
+        raise ConfigError(f"tool_choice {choice!r} forces tool use, which extended thinking "
+                          "refuses: use 'auto' or 'none', or turn thinking off.")
 
 
 def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
@@ -160,7 +187,9 @@ def anthropic_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str,
 
 def _assistant_blocks(msg: Message) -> list[dict[str, Any]]:
     text = msg.get("content") or ""
-    blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+    blocks: list[dict[str, Any]] = [dict(b) for b in msg.get("reasoning_blocks") or []]
+    if text:
+        blocks.append({"type": "text", "text": text})
     for i, call in enumerate(msg.get("tool_calls") or []):
         fn = call.get("function") or {}
         args = fn.get("arguments") or {}
@@ -227,6 +256,7 @@ def parse_message(data: Mapping[str, Any]) -> AgentTurn:
         raise TypeError("content is not a list of blocks")
     text = "".join(b.get("text", "") for b in blocks if b.get("type") == "text")
     thinking = [b.get("thinking", "") for b in blocks if b.get("type") == "thinking"]
+    signed = [dict(b) for b in blocks if b.get("type") in ("thinking", "redacted_thinking")]
     calls = [{"id": b["id"], "type": "function",
               "function": {"name": b["name"], "arguments": json.dumps(b.get("input", {}))}}
              for b in blocks if b.get("type") == "tool_use"]
@@ -236,6 +266,7 @@ def parse_message(data: Mapping[str, Any]) -> AgentTurn:
         finish_reason=_FINISH.get(str(data.get("stop_reason")), "stop"),
         tool_calls=calls or None,
         reasoning="\n".join(thinking) if thinking else None,
+        reasoning_blocks=signed or None,
         usage={"prompt_tokens": int(usage.get("input_tokens", 0)),
                "completion_tokens": int(usage.get("output_tokens", 0))},
         info={"id": data.get("id"), "stop_reason": data.get("stop_reason")},

@@ -100,6 +100,9 @@ class AgentTurn:
     reasoning: str | None = None
     """Reasoning the server returned beside the text (``reasoning_content``, an Anthropic
     ``thinking`` block); reasoning written inline as ``<think>`` stays in ``text``."""
+    reasoning_blocks: list[dict[str, Any]] | None = None
+    """The server's reasoning as blocks to send back verbatim, where its API wants them back
+    (Anthropic's signed ``thinking`` and ``redacted_thinking`` blocks)."""
     prompt_token_ids: list[int] | None = None
     """The ids the backend conditioned on, when known."""
     usage: dict[str, int] | None = None
@@ -120,16 +123,19 @@ class AgentTurn:
     def structured(self) -> bool:
         """True when the turn carries more than its text (tool calls or reasoning), so an
         env must get :meth:`message` rather than ``text``."""
-        return bool(self.tool_calls) or self.reasoning is not None
+        return bool(self.tool_calls) or self.reasoning is not None or bool(self.reasoning_blocks)
 
     def message(self) -> Message:
         """The assistant message to append to the conversation (reasoning as
-        ``reasoning_content``, which each backend sends back or drops by its convention)."""
+        ``reasoning_content`` and ``reasoning_blocks``, which each backend sends back or drops
+        by its convention)."""
         msg: Message = {"role": "assistant", "content": self.text}
         if self.tool_calls:
             msg["tool_calls"] = self.tool_calls
         if self.reasoning is not None:
             msg["reasoning_content"] = self.reasoning
+        if self.reasoning_blocks:
+            msg["reasoning_blocks"] = self.reasoning_blocks
         return msg
 
 

@@ -214,7 +214,8 @@ def wire_messages(
     A result of a call written in the text (no id to answer) goes as a user
     message in ``<tool_response>`` tags, the way tool-calling templates render
     results, since the protocol refuses a ``tool`` message that answers no call.
-    Reasoning is sent back per ``reasoning`` (:data:`Reasoning`).
+    Reasoning is sent back per ``reasoning`` (:data:`Reasoning`); another API's
+    reasoning blocks (``reasoning_blocks``) never are.
 
     Example:
         >>> wire_messages([{"role": "assistant", "content": "", "tool_calls": [
@@ -242,7 +243,7 @@ def wire_messages(
 
 
 def _wire_assistant(msg: Message, reasoning: Reasoning, empty_content: EmptyContent) -> Message:
-    out = {k: v for k, v in msg.items() if k != "reasoning_content"}
+    out = {k: v for k, v in msg.items() if k not in ("reasoning_content", "reasoning_blocks")}
     thought = msg.get("reasoning_content")
     if thought and reasoning == "template":
         out["reasoning_content"] = thought

@@ -76,7 +76,8 @@ def parse_agent_spec(spec: str) -> AgentSpec:
 def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
                 api_key: str | None = None, device: str | None = None,
                 token_ids: bool = False, reasoning: str = "template",
-                tool_choice: str | None = None, null_content: bool = False) -> tuple[Any, Any]:
+                tool_choice: str | None = None, null_content: bool = False,
+                thinking_budget: int | None = None) -> tuple[Any, Any]:
     """Make the agent an :class:`AgentSpec` names; return it and its chat tokenizer (or None).
 
     The tokenizer is returned so the rollout builds token-in/token-out prompts
@@ -104,7 +105,7 @@ def build_agent(spec: AgentSpec, env_id: str, *, sampling: Any, seed: int,
         from toolgym.agents.anthropic_http import AnthropicAgent
 
         return AnthropicAgent(spec.target, spec.model, sampling=sampling,
-                              tool_choice=choice), None
+                              tool_choice=choice, thinking_budget=thinking_budget), None
     if not Path(spec.target).is_dir():
         raise ConfigError(f"--agent {spec.kind}:{spec.target}: no model directory there; pass a "
                           "directory holding config.json and the tokenizer (save_pretrained).")
@@ -166,6 +167,9 @@ def eval_command(
         help="openai: send an assistant message that only called tools back with content null "
              "instead of \"\" (for endpoints that refuse \"\"; llama-cpp-python and older "
              "SGLang and llama.cpp refuse null).")] = False,
+    thinking_budget: Annotated[int | None, typer.Option(
+        help="anthropic: turn extended thinking on with this many tokens for it (>= 1024, "
+             "below --max-new-tokens; the temperature is then not sent).")] = None,
     device: Annotated[str | None, typer.Option(help="hf: torch device, e.g. cuda.")] = None,
     episode_timeout: Annotated[float, typer.Option(
         help="Seconds before an episode is dropped as an infra error.")] = 600.0,
@@ -193,7 +197,8 @@ def eval_command(
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
                                     reasoning=reasoning, tool_choice=tool_choice,
-                                    null_content=null_content, episode_timeout=episode_timeout,
+                                    null_content=null_content, thinking_budget=thinking_budget,
+                                    episode_timeout=episode_timeout,
                                     sandbox_backend=sandbox_backend))
     except ToolgymError as exc:
         console.print(f"[red]error:[/red] {exc}", soft_wrap=True)
@@ -209,15 +214,16 @@ def eval_command(
 async def _main(env_id: str, spec: AgentSpec, name: str, out: Path, *, samples: int,
                 concurrency: int, tasks: int | None, split: str | None, sampling: Any, seed: int,
                 api_key: str | None, device: str | None, token_ids: bool, reasoning: str,
-                tool_choice: str | None, null_content: bool, episode_timeout: float,
-                sandbox_backend: str) -> Any:
+                tool_choice: str | None, null_content: bool, thinking_budget: int | None,
+                episode_timeout: float, sandbox_backend: str) -> Any:
     from toolgym.eval.run import evaluate, list_task_ids
     from toolgym.sandbox.provider import SandboxConfig
 
     task_ids = (await list_task_ids(env_id, split))[:tasks] if tasks is not None else None
     agent, chat = build_agent(spec, env_id, sampling=sampling, seed=seed, api_key=api_key,
                               device=device, token_ids=token_ids, reasoning=reasoning,
-                              tool_choice=tool_choice, null_content=null_content)
+                              tool_choice=tool_choice, null_content=null_content,
+                              thinking_budget=thinking_budget)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok"), TimeRemainingColumn())
     try:
