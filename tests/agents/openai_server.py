@@ -3,9 +3,10 @@
 Each POST to ``/v1/chat/completions`` takes the next step of the script: a JSON
 answer, an error status, a slow answer, or a dropped connection; or, when the
 script is a function, the step it returns for the request body (a policy that
-answers from the conversation). Requests are recorded so tests can check what
-the agent sent. Runs in a thread; slow steps wait on an event, so closing the
-server never waits for a sleeping handler.
+answers from the conversation, or a :class:`Relay` of a real server's answer).
+Requests are recorded so tests can check what the agent sent. Runs in a thread;
+slow steps wait on an event, so closing the server never waits for a sleeping
+handler.
 
 The server is *strict* by default: a request the OpenAI API would refuse (see
 :func:`openai_protocol_errors`) is answered 400 with the API's kind of message
@@ -99,7 +100,14 @@ class Reject:
     message: str
 
 
-Step = Reply | Status | Slow | Drop | Reject
+@dataclass(frozen=True)
+class Relay:
+    """Answer 200 with ``data`` as is: a real server's answer, relayed by a policy."""
+
+    data: dict[str, Any]
+
+
+Step = Reply | Status | Slow | Drop | Reject | Relay
 Policy = Callable[[dict[str, Any]], Step]
 """Answers a request body with a step (a scripted model that reads the conversation)."""
 Check = Callable[[dict[str, Any], Mapping[str, str]], list[str]]
@@ -279,6 +287,9 @@ def _handler(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 error = {"message": step.message, "type": "invalid_request_error"}
                 payload = json.dumps({"type": "error", "error": error}).encode()
                 self.send_response(400)
+            elif isinstance(step, Relay):
+                payload = json.dumps(step.data).encode()
+                self.send_response(200)
             else:
                 payload = json.dumps(server.render(step)).encode()
                 self.send_response(200)

@@ -181,11 +181,15 @@ async def test_native_tool_calls_are_answered_with_their_ids_and_the_episode_sco
         obs, reward, terminated, _, info = await env.astep(native)
         assert not terminated and "->" in obs, obs
         assert info["new_messages"][0]["tool_call_id"] == f"c{i}"
+        assert info["call_form"] == "native"  # trajectories record the form calls came in
     bad = {"role": "assistant", "content": None, "tool_calls": [
         {"id": "x1", "type": "function", "function": {"name": "get", "arguments": "{"}},
         {"id": "x2", "type": "function", "function": {"name": "get", "arguments": "{}"}}]}
     obs, _, terminated, _, info = await env.astep(bad)
     assert not terminated and [m["tool_call_id"] for m in info["new_messages"]] == ["x1", "x2"]
+    assert info["call_form"] == "native"
+    *_, info = await env.astep(f"get {chain_actions(task)[0]}")
+    assert info["call_form"] == "text"
     *_, info = await env.astep({"role": "assistant", "content": task.data["answer"]})
     assert info["outcome"] == Outcome.SUCCESS
     await env.aclose()

@@ -5,7 +5,9 @@ so a misreading of the protocol could be shared by both. This module serves the
 tiny byte-level BPE Llama of :mod:`tests.helpers.tiny_gguf` with
 ``python -m llama_cpp.server`` and its ``chatml-function-calling`` chat format
 (the one of llama-cpp-python's formats that answers with OpenAI ``tool_calls``),
-and drives it with :class:`~toolgym.agents.OpenAIAgent` and ``toolgym eval``.
+and drives it with :class:`~toolgym.agents.OpenAIAgent` and ``toolgym eval``
+(episodes of native tool calls, relayed through the strict stand-in of
+:mod:`tests.agents.openai_server`, which checks every request on its way).
 The weights are random: the tests check the GGUF (llama.cpp reads it as the
 same model) and the protocol (a completion, native tool calls, real episodes,
 errors), never the model's skill.
@@ -13,7 +15,7 @@ errors), never the model's skill.
 Run by ``make integration`` (marker ``integration``, deselected from the default
 run), which installs the ``integration`` extra: llama-cpp-python builds
 llama.cpp from source, 17 min on the shared 2-core machine (README, Integration
-tests); the tests take about 40 s.
+tests); the tests take about 30 s.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from tests.agents.openai_server import Relay, Status, Step, serve
 from tests.helpers.tiny_gguf import build_bpe_model, write_gguf
 from toolgym.agents import Conversation, OpenAIAgent, RetryPolicy, SamplingParams
 from toolgym.cli.eval import eval_command
@@ -157,38 +160,74 @@ async def test_a_named_tool_choice_comes_back_as_native_tool_calls(server: str) 
         assert isinstance(call["id"], str) and call["id"]
         assert turn.finish_reason == "tool_calls"
         # The round trip as the OpenAI protocol has it: the assistant message keeps the call
-        # with content null, the result answers its id. llama-cpp-python 0.3.36 types an
-        # assistant's content as a string and refuses null (a validation error it returns as
-        # 500): a known gap, pinned here (README, Pointing toolgym at a model server).
+        # (content "", toolgym's default), the result answers its id.
         answered = Conversation([USER, turn.message(),
                                  {"role": "tool", "tool_call_id": call["id"], "name": "pick",
                                   "content": "correct"}], tools=[PICK])
+        again = await a.act(answered)
+        assert again.tool_calls is not None and again.tool_calls[0]["id"] != call["id"]
+    # Why "" is the default: llama-cpp-python 0.3.36 types an assistant's content as a string
+    # and refuses null (a validation error it answers 500), though the OpenAI API takes both.
+    async with agent(server, request_token_ids=False, tool_choice=choice,
+                     empty_content=None) as a:
         refused = r"HTTP 500 after 3 .*validation errors.*'messages', 1, .*'string_type'"
         with pytest.raises(AgentHTTPError, match=refused):
             await a.act(answered)
 
 
-def test_toolgym_eval_plays_real_episodes(server: str, tmp_path: Path) -> None:
-    """``toolgym eval`` end to end; ``--tool-choice none`` is sent, so the server answers in
-    text (native calls in later turns would need content null, see above)."""
+def test_toolgym_eval_plays_episodes_of_native_tool_calls(server: str, tmp_path: Path) -> None:
+    """``toolgym eval`` end to end with native calls. ``--tool-choice get`` makes llama.cpp's
+    grammar write a valid ``get`` call every turn whatever the random weights prefer; each
+    result goes back as a ``role: "tool"`` message answering the call's id, until the turn
+    budget (5) ends the episode. Every request goes through the strict stand-in on its way
+    (a relay), so each one llama.cpp answered also keeps the OpenAI protocol."""
+    refused: list[str] = []
+
+    def relay(body: dict) -> Step:
+        answer = httpx.post(f"{server}/v1/chat/completions", json=body, timeout=120)
+        if answer.status_code != 200:
+            refused.append(answer.text[:2000])
+            return Status(answer.status_code)
+        return Relay(answer.json())
+
     app = typer.Typer()
     app.command("eval")(eval_command)
     app.command("other")(lambda: None)  # two commands, so "eval" is a sub-command
-    result = CliRunner().invoke(app, [
-        "eval", "--env", "toolgym/KeyChain-v0", "--agent", f"openai:{server}/v1#{MODEL}",
-        "--tasks", "2", "--concurrency", "2", "--max-new-tokens", "24",
-        "--tool-choice", "none", "--out", str(tmp_path)])
+    with serve(relay) as stand_in:
+        result = CliRunner().invoke(app, [
+            "eval", "--env", "toolgym/KeyChain-v0", "--agent",
+            f"openai:{stand_in.url}/v1#{MODEL}", "--tasks", "2", "--concurrency", "2",
+            "--max-new-tokens", "48", "--tool-choice", "get", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
+    assert refused == [] and stand_in.rejected == []
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["episodes"] == 2 and summary["complete"]
-    assert summary["outcomes"].get("infra_error", 0) == 0
-    assert summary["pass_at_k"]["1"] in (0.0, 0.5, 1.0)
+    outcomes = {k: n for k, n in summary["outcomes"].items() if n}
+    assert outcomes == {"truncated": 2}  # scored, neither error: the forced tool never answers
     trajs = [Trajectory.from_json(line)
              for line in (tmp_path / TRAJECTORIES).read_text().splitlines()]
     assert sorted(t.task_id for t in trajs) == ["kc-train-0000", "kc-train-0001"]
+    ids = set()
     for traj in trajs:
-        assert traj.turns and traj.outcome in ("success", "failure", "truncated")
-        assert all(t.info.get("call_form") != "native" for t in traj.turns)
+        assert len(traj.turns) == 5 and traj.outcome == "truncated"
+        for turn in traj.turns:
+            assert turn.info["call_form"] == "native" and turn.finish_reason == "tool_calls"
+            (call,) = turn.info["tool_calls"]
+            assert call["function"]["name"] == "get" and isinstance(call["id"], str)
+            ids.add(call["id"])
+            assert sum(turn.info["tool_counts"].values()) >= 1 and turn.observation
+    assert len(ids) == 10  # one id per call
+    # What went back: each call kept by its assistant message, answered by a tool message.
+    answered = set()
+    for body in stand_in.requests:
+        messages = body["messages"]
+        for said, reply in zip(messages, messages[1:], strict=False):
+            if said["role"] == "assistant":
+                assert said["content"] == "" and reply["role"] == "tool"
+                assert reply["tool_call_id"] == said["tool_calls"][0]["id"]
+                answered.add(reply["tool_call_id"])
+    assert len(stand_in.requests) == 10
+    assert answered == ids - {t.turns[-1].info["tool_calls"][0]["id"] for t in trajs}
 
 
 async def test_a_prompt_past_the_context_is_a_4xx_not_retried(server: str) -> None:

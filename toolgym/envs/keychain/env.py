@@ -46,7 +46,7 @@ from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task
 from toolgym.errors import ToolgymError
 from toolgym.tools import Action, Tool, ToolResult, ToolSet, assistant_message
-from toolgym.tools.parsing import visible_text
+from toolgym.tools.parsing import NATIVE, TEXT, visible_text
 
 __all__ = ["KeyChainEnv", "get_tool"]
 
@@ -148,7 +148,8 @@ class KeyChainEnv(AsyncTextEnv):
         self.tool_counts.update(status.value for _, status in answered)
         self.messages.extend(new)
         obs = "\n\n".join(m["content"] for m in new)
-        return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0)
+        form = NATIVE if message.get("tool_calls") else TEXT
+        return obs, 0.0, False, False, self._info(new=new, turn_reward=0.0, call_form=form)
 
     def _finish(self, action: str) -> Step:
         assert self.task is not None
@@ -162,11 +163,13 @@ class KeyChainEnv(AsyncTextEnv):
         return "", reward, True, False, info
 
     def _info(self, *, new: list[Message], outcome: Outcome | None = None,
-              turn_reward: float | None = None, score: Score | None = None) -> StepInfo:
+              turn_reward: float | None = None, score: Score | None = None,
+              call_form: str | None = None) -> StepInfo:
         assert self.task is not None
         return step_info(task_id=self.task.id, turn=self.turn, tools=self.tools.schemas(),
                          messages=self.messages, new_messages=new, tool_counts=self.tool_counts,
-                         outcome=outcome, turn_reward=turn_reward, score=score)
+                         outcome=outcome, turn_reward=turn_reward, score=score,
+                         call_form=call_form)
 
     async def aclose(self) -> None:
         """Nothing to release; safe to call twice."""
