@@ -132,7 +132,8 @@ def test_one_update_is_the_same_for_every_micro_batch_size(tiny_dir: Path, tmp_p
         sgd = torch.optim.SGD(policy.trainable_parameters(), lr=1.0)
         scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
         policy.model.train()
-        out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+        out = policy_update(policy, sgd, scheduler, batch, cfg.update,
+                            torch.Generator().manual_seed(0))
         assert 0.05 < out["clip_fraction"] < 0.95
         params.append(torch.cat([p.detach().flatten() for p in policy.trainable_parameters()]))
     # before the fix, Dr.GRPO divided by each micro-batch's padded width; a sequence ratio
@@ -155,7 +156,7 @@ def test_seq_mean_counts_a_trajectory_once_when_its_turns_are_separate_samples(
     adv = batch.advantages.amax(-1)[0]  # +a for the 3-turn episode, -a for the other
     sgd = torch.optim.SGD(policy.trainable_parameters(), lr=0.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
-    out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+    out = policy_update(policy, sgd, scheduler, batch, cfg.update, torch.Generator().manual_seed(0))
     # ratio 1: per trajectory the loss is -A x its tokens; mean over the 2 trajectories
     # (before the fix: over the 4 samples, -1/2 of this)
     assert out["policy_loss"] == pytest.approx(float((-adv * 6 + adv * 2) / 2), rel=1e-5)
@@ -270,7 +271,7 @@ def test_the_mismatch_metrics_cover_every_mini_batch(tiny_dir: Path, tmp_path: P
     batch = dataclasses.replace(batch, behaviour_logprobs=behaviour)
     sgd = torch.optim.SGD(policy.trainable_parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.LambdaLR(sgd, lambda _: 1.0)
-    out = policy_update(policy, sgd, scheduler, batch, cfg, torch.Generator().manual_seed(0))
+    out = policy_update(policy, sgd, scheduler, batch, cfg.update, torch.Generator().manual_seed(0))
     tokens = batch.loss_mask.sum(-1, keepdim=True).float()
     # over the whole batch, before any update; before the fix: the first mini-batch's 2 rows
     assert out["mismatch_abs_mean"] == pytest.approx(float((shift * tokens).sum() / tokens.sum()),

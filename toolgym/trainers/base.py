@@ -34,15 +34,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import importlib
-import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-import numpy as np
 import torch
 
 from toolgym._sync import run_sync
@@ -52,23 +51,24 @@ from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
 from toolgym.rollout.trajectory import Trajectory, write_jsonl
 from toolgym.trainers.batching import AdvantageFn, Batch, build_batch, trainable_only
-from toolgym.trainers.checkpoint import (
-    capture_rng,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-)
-from toolgym.trainers.config import dump_yaml, format_config, option
+from toolgym.trainers.checkpoint import load_checkpoint
+from toolgym.trainers.config import option
 from toolgym.trainers.dynamic_sampling import draw_mixed_groups
 from toolgym.trainers.losses import AggMode, ISLevel, ISMode, KLKind, RatioLevel
-from toolgym.trainers.metrics import MetricsLogger, file_size, rollout_metrics, truncate_file
+from toolgym.trainers.metrics import MetricsLogger, rollout_metrics
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.overlong import filter_overlong, punish_overlong
 from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
-from toolgym.trainers.update import ValueTerm, kl_in_reward, policy_update, precompute_logprobs
+from toolgym.trainers.run_dir import RunDir, seed_everything
+from toolgym.trainers.update import (
+    UpdateConfig,
+    ValueTerm,
+    kl_in_reward,
+    policy_update,
+    precompute_logprobs,
+)
 
-__all__ = ["Trainer", "TrainerConfig", "WeightSync", "seed_everything"]
+__all__ = ["Trainer", "TrainerConfig", "WeightSync"]
 
 WeightSync = Callable[[Policy, int], Awaitable[None]]
 TRAJECTORIES_FILE = "trajectories.jsonl"
@@ -203,21 +203,19 @@ class TrainerConfig:
                               "weight_sync: copy.")
 
     @property
-    def norm_tokens(self) -> int:
-        """The constant of ``seq-mean-token-sum-norm``: ``loss_max_tokens`` or the turn budget."""
-        return self.loss_max_tokens or self.sampling.max_new_tokens
+    def update(self) -> UpdateConfig:
+        """The section one policy update reads (:class:`~toolgym.trainers.update.UpdateConfig`)."""
+        derived = {"temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+                   "max_grad_norm": self.optim.max_grad_norm,
+                   "norm_tokens": self.loss_max_tokens or self.sampling.max_new_tokens}
+        same = {f.name: getattr(self, f.name) for f in dataclasses.fields(UpdateConfig)
+                if f.name not in derived}
+        return UpdateConfig(**derived, **same)
 
     @property
     def total_optimizer_steps(self) -> int:
         """Optimiser steps of the whole run: what the LR schedule spans."""
         return self.total_steps * self.update_epochs * self.num_mini_batches
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python's, NumPy's and torch's global generators."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 def build_agent(policy: Policy, config: TrainerConfig) -> Any:
@@ -304,7 +302,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.total_optimizer_steps)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.run_dir = Path(config.run_dir)
+        self.run = RunDir(config.run_dir, logs=(MetricsLogger.FILE, TRAJECTORIES_FILE),
+                          keep_last=config.keep_last)
         self.step = 0
         self.version = 0
         self.history: list[dict[str, float]] = []
@@ -341,8 +340,9 @@ class Trainer:
         metrics = {f"batch_{k}": float(v) for k, v in stats.as_dict().items()}
         if self.config.kl_coef > 0 and self.config.kl_in == "reward" and len(batch):
             with self._generation_lock():  # a LoRA reference switches the shared adapter off
-                batch = precompute_logprobs(self.policy, batch, self.config, reference=True)
-            batch, metrics["kl_reward"] = kl_in_reward(batch, self.advantage_fn(), self.config)
+                batch = precompute_logprobs(self.policy, batch, self.config.update, reference=True)
+            batch, metrics["kl_reward"] = kl_in_reward(batch, self.advantage_fn(),
+                                                       self.config.update)
         return batch, metrics
 
     def training_batch(self, trajectories: list[Trajectory]) -> tuple[Batch, dict[str, float]]:
@@ -386,7 +386,7 @@ class Trainer:
         finally:
             await self._close()
         if self.config.export_final:
-            await asyncio.to_thread(self.policy.merge_and_save, self.run_dir / "final")
+            await asyncio.to_thread(self.policy.merge_and_save, self.run.path / "final")
         return self.history
 
     async def train_step(self) -> dict[str, float]:
@@ -429,7 +429,7 @@ class Trainer:
             self.policy.model.train()
             try:
                 return policy_update(self.policy, self.optimizer, self.scheduler, batch,
-                                     self.config, self.generator, value=self.value_term())
+                                     self.config.update, self.generator, value=self.value_term())
             finally:
                 self.policy.model.eval()
                 if locked and self.agent is not None and hasattr(self.agent, "policy_version"):
@@ -468,7 +468,7 @@ class Trainer:
         if self.config.save_trajectories and trajectories:
             for t in trajectories:
                 t.info["train_step"] = self.step
-            write_jsonl(self.run_dir / TRAJECTORIES_FILE, trajectories)
+            write_jsonl(self.run.path / TRAJECTORIES_FILE, trajectories)
         if self._echo is not None:
             m = metrics
             self._echo(f"step {self.step}/{self.config.total_steps}  "
@@ -479,23 +479,13 @@ class Trainer:
 
     # ------------------------------------------------------ persistence
     async def _open_run(self, resume: bool) -> None:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is not None and not resume:
-            raise ConfigError(f"{self.run_dir} already holds {ckpt.name}: pass --resume to "
-                              "continue that run, or choose another run_dir.")
-        if ckpt is not None:
-            await asyncio.to_thread(self._restore, ckpt)
+        checkpoint = self.run.start(self.config, resume=resume)
+        if checkpoint is not None:
+            await asyncio.to_thread(self._restore, checkpoint)
             await self.weight_sync(self.policy, self.version)
-        else:
-            for name in (MetricsLogger.FILE, TRAJECTORIES_FILE):
-                truncate_file(self.run_dir / name, 0)
-        dump_yaml(self.config, self.run_dir / "config.yaml")
-        if self._echo is not None:
-            self._echo(f"# {type(self).__name__}: {self.run_dir}"
-                       + (f" (resumed at step {self.step})" if ckpt else ""))
-            self._echo(format_config(self.config))
-        self.logger = MetricsLogger(self.run_dir, tensorboard=self.config.tensorboard)
+        self.run.announce(self._echo, type(self).__name__, self.config,
+                          resumed_at=self.step if checkpoint else None)
+        self.logger = MetricsLogger(self.run.path, tensorboard=self.config.tensorboard)
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
@@ -505,34 +495,28 @@ class Trainer:
     def load_checkpoint_state(self, state: dict[str, Any]) -> None:
         """Undo :meth:`checkpoint_state` (the weights and optimiser are already loaded)."""
         self.step, self.version = int(state["step"]), int(state["version"])
-        restore_rng(state["rng"])
-        self.generator.set_state(state["generator"])
+        self.run.restore(state, self.generator)
         load_source_state(self.source, state["source"])
         if (state.get("sampler") and self.agent is not None
                 and hasattr(self.agent, "load_sampler_state")):
             self.agent.load_sampler_state(state["sampler"])
-        for name, size in state["files"].items():
-            truncate_file(self.run_dir / name, int(size))
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Counters, RNG states, the rollout side's state (the sampler's seed counter too) and
         the log files' lengths."""
         sampler = getattr(self.agent, "sampler_state", None)
         return {
-            "step": self.step, "version": self.version, "rng": capture_rng(),
-            "generator": self.generator.get_state(), "source": source_state(self.source),
+            "step": self.step, "version": self.version, **self.run.capture(self.generator),
+            "source": source_state(self.source),
             "sampler": sampler() if sampler is not None else {},
-            "files": {name: file_size(self.run_dir / name)
-                      for name in (MetricsLogger.FILE, TRAJECTORIES_FILE)},
         }
 
     async def asave(self) -> Path:
         """Checkpoint the current step (state captured on the loop, files written in a thread)."""
         state = copy.deepcopy(self.checkpoint_state())
         return await asyncio.to_thread(
-            save_checkpoint, self.run_dir, self.step, policy=self.policy,
-            optimizer=self.optimizer, scheduler=self.scheduler, state=state,
-            keep_last=self.config.keep_last)
+            self.run.save, self.step, policy=self.policy, optimizer=self.optimizer,
+            scheduler=self.scheduler, state=state)
 
     async def _close(self) -> None:
         await self.source.aclose()

@@ -27,21 +27,15 @@ from torch import Tensor
 from toolgym._sync import run_sync
 from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory, read_jsonl
-from toolgym.trainers.base import seed_everything
 from toolgym.trainers.batching import Batch, build_batch
-from toolgym.trainers.checkpoint import (
-    capture_rng,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-)
-from toolgym.trainers.config import dump_yaml, format_config, option
+from toolgym.trainers.checkpoint import load_checkpoint
+from toolgym.trainers.config import option
 from toolgym.trainers.logprobs import token_logprobs
 from toolgym.trainers.losses import masked_sum
-from toolgym.trainers.metrics import MetricsLogger, file_size, truncate_file
+from toolgym.trainers.metrics import MetricsLogger
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.policy import ModelConfig, Policy, load_policy
+from toolgym.trainers.run_dir import RunDir, seed_everything
 
 __all__ = ["SFTConfig", "SFTTrainer", "collect_demonstrations", "sft_loss"]
 
@@ -134,7 +128,7 @@ class SFTTrainer:
         self.optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.total_steps)
         self.generator = torch.Generator().manual_seed(config.seed)
-        self.run_dir = Path(config.run_dir)
+        self.run = RunDir(config.run_dir, logs=(MetricsLogger.FILE,), keep_last=config.keep_last)
         self.step = 0
         self.order = torch.zeros(0, dtype=torch.long)
         self.cursor = 0
@@ -217,42 +211,27 @@ class SFTTrainer:
         finally:
             logger.close()
         if self.config.export_final:
-            await asyncio.to_thread(self.policy.merge_and_save, self.run_dir / "final")
+            await asyncio.to_thread(self.policy.merge_and_save, self.run.path / "final")
         return self.history
 
     def _open_run(self, resume: bool) -> MetricsLogger:
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = latest_checkpoint(self.run_dir)
-        if ckpt is not None and not resume:
-            raise ConfigError(f"{self.run_dir} already holds {ckpt.name}: pass --resume to "
-                              "continue that run, or choose another run_dir.")
-        if ckpt is not None:
-            self._restore(ckpt)
-        else:
-            truncate_file(self.run_dir / MetricsLogger.FILE, 0)
-        dump_yaml(self.config, self.run_dir / "config.yaml")
-        if self._echo is not None:
-            self._echo(f"# SFTTrainer: {self.run_dir}" + (f" (resumed at step {self.step})"
-                                                         if ckpt else ""))
-            self._echo(format_config(self.config))
-        return MetricsLogger(self.run_dir, tensorboard=self.config.tensorboard)
+        checkpoint = self.run.start(self.config, resume=resume)
+        if checkpoint is not None:
+            self._restore(checkpoint)
+        self.run.announce(self._echo, "SFTTrainer", self.config,
+                          resumed_at=self.step if checkpoint else None)
+        return MetricsLogger(self.run.path, tensorboard=self.config.tensorboard)
 
     def save(self) -> Path:
         """Checkpoint weights, optimiser, schedule, RNG and the position in the data."""
-        state: dict[str, Any] = {
-            "step": self.step, "rng": capture_rng(), "generator": self.generator.get_state(),
-            "order": self.order.clone(), "cursor": self.cursor,
-            "files": {MetricsLogger.FILE: file_size(self.run_dir / MetricsLogger.FILE)}}
-        return save_checkpoint(self.run_dir, self.step, policy=self.policy,
-                               optimizer=self.optimizer, scheduler=self.scheduler, state=state,
-                               keep_last=self.config.keep_last)
+        state: dict[str, Any] = {"step": self.step, **self.run.capture(self.generator),
+                                 "order": self.order.clone(), "cursor": self.cursor}
+        return self.run.save(self.step, policy=self.policy, optimizer=self.optimizer,
+                             scheduler=self.scheduler, state=state)
 
     def _restore(self, path: Path) -> None:
         state = load_checkpoint(path, policy=self.policy, optimizer=self.optimizer,
                                 scheduler=self.scheduler)
         self.step, self.cursor = int(state["step"]), int(state["cursor"])
         self.order = state["order"]
-        restore_rng(state["rng"])
-        self.generator.set_state(state["generator"])
-        for name, size in state["files"].items():
-            truncate_file(self.run_dir / name, int(size))
+        self.run.restore(state, self.generator)

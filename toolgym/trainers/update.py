@@ -28,6 +28,10 @@ With a :class:`ValueTerm` (PPO) the same forward pass also yields the last
 hidden state; the value head reads it and ``coef`` times the (clipped) value
 loss against ``batch.returns`` joins the loss, so one backward pass and one
 optimiser step train the policy and its critic together.
+
+Everything here reads an :class:`UpdateConfig`, the update's own section of a
+trainer config (``TrainerConfig.update``), so this module needs nothing of the
+trainer: not its config, not the rollout side that config describes.
 """
 
 from __future__ import annotations
@@ -37,7 +41,7 @@ import dataclasses
 import warnings
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 import torch
 from torch import Tensor
@@ -45,6 +49,11 @@ from torch import Tensor
 from toolgym.trainers.batching import Batch
 from toolgym.trainers.logprobs import token_logprobs, token_logprobs_and_hidden
 from toolgym.trainers.losses import (
+    AggMode,
+    ISLevel,
+    ISMode,
+    KLKind,
+    RatioLevel,
     aggregate,
     kl_penalty,
     masked_sum,
@@ -54,12 +63,50 @@ from toolgym.trainers.losses import (
 )
 from toolgym.trainers.policy import Policy
 
-if TYPE_CHECKING:
-    from toolgym.trainers.base import TrainerConfig
+__all__ = ["UpdateConfig", "ValueTerm", "evaluating", "index_chunks", "kl_in_reward",
+           "mismatch_sums", "policy_update", "precompute_logprobs", "recomputes_old",
+           "trajectory_chunks", "with_loss_weights"]
 
-__all__ = ["ValueTerm", "evaluating", "index_chunks", "kl_in_reward", "mismatch_sums",
-           "policy_update", "precompute_logprobs", "recomputes_old", "trajectory_chunks",
-           "with_loss_weights"]
+
+@dataclasses.dataclass(frozen=True)
+class UpdateConfig:
+    """What one policy update reads; a trainer config derives it (``TrainerConfig.update``).
+
+    Each field is the trainer config's field of the same name, where its help
+    text is, except four that come from elsewhere in that config:
+    ``temperature`` and ``top_p`` (``sampling.*``: how the sampler processed its
+    logits, so the trainer's log-probs are of the same distribution),
+    ``max_grad_norm`` (``optim.max_grad_norm``; 0 disables the clip) and
+    ``norm_tokens`` (Dr.GRPO's constant divisor: ``loss_max_tokens``, else
+    ``sampling.max_new_tokens``).
+
+    Example:
+        >>> from toolgym.trainers.base import TrainerConfig
+        >>> update = TrainerConfig(clip_high=0.28).update
+        >>> update.clip_high, update.norm_tokens  # the turn budget of the default sampling
+        (0.28, 256)
+    """
+
+    micro_batch_size: int
+    num_mini_batches: int
+    update_epochs: int
+    clip_low: float
+    clip_high: float
+    dual_clip: float | None
+    tis_cap: float | None
+    is_mode: ISMode
+    is_level: ISLevel
+    ratio_level: RatioLevel
+    recompute_old_logprobs: bool
+    loss_agg: AggMode
+    norm_tokens: int
+    kl_coef: float
+    kl_estimator: KLKind
+    kl_in: Literal["loss", "reward"]
+    entropy_coef: float
+    temperature: float
+    top_p: float
+    max_grad_norm: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,9 +154,9 @@ class Processing(TypedDict):
     top_p: float
 
 
-def _processing(config: TrainerConfig) -> Processing:
+def _processing(config: UpdateConfig) -> Processing:
     """How the sampler processed its logits (see :mod:`toolgym.agents.sampling`)."""
-    return {"temperature": config.sampling.temperature, "top_p": config.sampling.top_p}
+    return {"temperature": config.temperature, "top_p": config.top_p}
 
 
 @contextlib.contextmanager
@@ -124,7 +171,7 @@ def evaluating(model: torch.nn.Module) -> Iterator[None]:
 
 
 @torch.no_grad()
-def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig, *,
+def precompute_logprobs(policy: Policy, batch: Batch, config: UpdateConfig, *,
                         reference: bool | None = None) -> Batch:
     """Fill ``old_logprobs`` and ``ref_logprobs`` (KL) before the update starts.
 
@@ -158,17 +205,17 @@ def precompute_logprobs(policy: Policy, batch: Batch, config: TrainerConfig, *,
                                ref_logprobs=ref if need_ref else batch.ref_logprobs)
 
 
-def recomputes_old(config: TrainerConfig) -> bool:
+def recomputes_old(config: UpdateConfig) -> bool:
     """Whether the PPO ratio is centred on the trainer's pre-update log-probs."""
     return config.tis_cap is not None or config.recompute_old_logprobs
 
 
-def _kl_in_loss(config: TrainerConfig) -> bool:
+def _kl_in_loss(config: UpdateConfig) -> bool:
     return config.kl_coef > 0 and config.kl_in == "loss"
 
 
 def kl_in_reward(batch: Batch, advantage_fn: Callable[[Tensor, Tensor], Tensor],
-                 config: TrainerConfig) -> tuple[Batch, float]:
+                 config: UpdateConfig) -> tuple[Batch, float]:
     """Advantages of ``reward - kl_coef * KL`` per trajectory (``kl_in: reward``).
 
     The KL of a trajectory is the sum over its action tokens of
@@ -188,7 +235,7 @@ def kl_in_reward(batch: Batch, advantage_fn: Callable[[Tensor, Tensor], Tensor],
     return dataclasses.replace(batch, advantages=advantages), float(per_traj.mean())
 
 
-def with_loss_weights(mini: Batch, config: TrainerConfig) -> Batch:
+def with_loss_weights(mini: Batch, config: UpdateConfig) -> Batch:
     """``mini`` with each token's weight in its loss: counts over the whole mini-batch,
     a "sequence" is a trajectory (``traj_index``), Dr.GRPO divides by ``config.norm_tokens``."""
     weights = token_weights(mini.loss_mask, config.loss_agg, seq_index=mini.traj_index,
@@ -196,7 +243,7 @@ def with_loss_weights(mini: Batch, config: TrainerConfig) -> Batch:
     return dataclasses.replace(mini, loss_weights=weights)
 
 
-def _micro_loss(policy: Policy, mb: Batch, config: TrainerConfig,
+def _micro_loss(policy: Policy, mb: Batch, config: UpdateConfig,
                 value: ValueTerm | None = None, *,
                 first_step: bool = False) -> tuple[Tensor, dict[str, float]]:
     """Loss of one micro-batch (its share of the mini-batch's, by ``mb.loss_weights``) and
@@ -260,7 +307,7 @@ def mismatch_sums(logprobs: Tensor, behaviour_logprobs: Tensor, mask: Tensor) ->
             "mismatch_tokens": float(valid.sum())}
 
 
-def _mini_batches(traj_index: Tensor, config: TrainerConfig,
+def _mini_batches(traj_index: Tensor, config: UpdateConfig,
                   generator: torch.Generator) -> Iterator[Tensor]:
     """``update_epochs x num_mini_batches`` row index sets of whole trajectories, shuffled
     (a trajectory's rows together, in order), their numbers of trajectories within one of
@@ -276,7 +323,7 @@ def _mini_batches(traj_index: Tensor, config: TrainerConfig,
             yield order[(row_rank[order] >= lo) & (row_rank[order] < hi)]
 
 
-def _micro_batches(mini: Batch, config: TrainerConfig) -> Iterator[Tensor]:
+def _micro_batches(mini: Batch, config: UpdateConfig) -> Iterator[Tensor]:
     """Row slices of ``micro_batch_size``; whole trajectories when a sequence-level ratio or
     importance weight needs every row of one at once."""
     size = config.micro_batch_size
@@ -288,7 +335,7 @@ def _micro_batches(mini: Batch, config: TrainerConfig) -> Iterator[Tensor]:
 
 
 def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: Any,
-                  batch: Batch, config: TrainerConfig, generator: torch.Generator, *,
+                  batch: Batch, config: UpdateConfig, generator: torch.Generator, *,
                   value: ValueTerm | None = None) -> dict[str, float]:
     """Run ``update_epochs x num_mini_batches`` optimiser steps on ``batch``.
 
@@ -327,7 +374,7 @@ def policy_update(policy: Policy, optimizer: torch.optim.Optimizer, scheduler: A
             for key, amount in sums.items():
                 totals[key] = max(totals[key], amount) if key == MISMATCH_MAX else (
                     totals[key] + amount)
-        max_norm = config.optim.max_grad_norm or float("inf")
+        max_norm = config.max_grad_norm or float("inf")
         totals["grad_norm"] += float(torch.nn.utils.clip_grad_norm_(params, max_norm))
         totals["lr"] += float(optimizer.param_groups[0]["lr"])  # the LR this step used
         optimizer.step()
