@@ -99,6 +99,7 @@ class ReplaySource:
         self.batches, self.fail_after = batches, fail_after
         self.index = 0
         self.policy_version = 0
+        self.stats: dict[str, float] = {}
 
     async def start(self) -> None:
         pass

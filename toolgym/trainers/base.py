@@ -45,7 +45,7 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from toolgym._sync import run_sync
-from toolgym.agents.base import SamplingParams
+from toolgym.agents.base import Agent, SamplingParams
 from toolgym.agents.vllm_engine import VLLMConfig
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig, RolloutManager
@@ -59,6 +59,7 @@ from toolgym.trainers.metrics import MetricsLogger, rollout_metrics
 from toolgym.trainers.optim import OptimConfig, build_optimizer, build_scheduler
 from toolgym.trainers.overlong import filter_overlong, punish_overlong
 from toolgym.trainers.policy import ModelConfig, Policy, disable_dropout, load_policy
+from toolgym.trainers.protocols import RolloutSource, SharedModelAgent, TrainableAgent
 from toolgym.trainers.run_dir import RunDir, seed_everything
 from toolgym.trainers.update import (
     UpdateConfig,
@@ -205,9 +206,10 @@ class TrainerConfig:
     @property
     def update(self) -> UpdateConfig:
         """The section one policy update reads (:class:`~toolgym.trainers.update.UpdateConfig`)."""
-        derived = {"temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
-                   "max_grad_norm": self.optim.max_grad_norm,
-                   "norm_tokens": self.loss_max_tokens or self.sampling.max_new_tokens}
+        derived: dict[str, Any] = {
+            "temperature": self.sampling.temperature, "top_p": self.sampling.top_p,
+            "max_grad_norm": self.optim.max_grad_norm,
+            "norm_tokens": self.loss_max_tokens or self.sampling.max_new_tokens}
         same = {f.name: getattr(self, f.name) for f in dataclasses.fields(UpdateConfig)
                 if f.name not in derived}
         return UpdateConfig(**derived, **same)
@@ -218,7 +220,7 @@ class TrainerConfig:
         return self.total_steps * self.update_epochs * self.num_mini_batches
 
 
-def build_agent(policy: Policy, config: TrainerConfig) -> Any:
+def build_agent(policy: Policy, config: TrainerConfig) -> TrainableAgent:
     """The in-process agent of ``config.backend``: an HFAgent on the policy (shared or
     copied), or a VLLMAgent started from ``model.path`` (weights pushed after each update)."""
     if config.backend == "vllm":
@@ -233,29 +235,14 @@ def build_agent(policy: Policy, config: TrainerConfig) -> Any:
                    max_batch=config.generation_batch)
 
 
-def default_weight_sync(agent: Any, mode: str) -> WeightSync:
-    """Push new weights to an agent with ``aupdate_weights`` (no-op for agents without it)."""
+def default_weight_sync(agent: Agent | None, mode: str) -> WeightSync:
+    """Push new weights to a :class:`TrainableAgent` (no-op for any other agent)."""
     async def sync(policy: Policy, version: int) -> None:
-        if agent is None or not hasattr(agent, "aupdate_weights"):
+        if not isinstance(agent, TrainableAgent):
             return
         state = None if mode == "shared" else await asyncio.to_thread(policy.export_state_dict)
         await agent.aupdate_weights(state, version=version)
     return sync
-
-
-def source_state(source: Any) -> dict[str, Any]:
-    """What a checkpoint keeps of the rollout side (its RNG and policy version)."""
-    if hasattr(source, "state_dict"):
-        return dict(source.state_dict())
-    return {"policy_version": int(getattr(source, "policy_version", 0))}
-
-
-def load_source_state(source: Any, state: dict[str, Any]) -> None:
-    """Undo :func:`source_state`."""
-    if hasattr(source, "load_state_dict"):
-        source.load_state_dict(state)
-    else:
-        source.set_policy_version(state["policy_version"])
 
 
 class Trainer:
@@ -277,7 +264,7 @@ class Trainer:
     """Whether :meth:`make_batch` applies ``kl_in: reward`` (trainers that override it: no)."""
 
     def __init__(self, config: TrainerConfig, *, policy: Policy | None = None,
-                 source: Any | None = None, agent: Any | None = None,
+                 source: RolloutSource | None = None, agent: Agent | None = None,
                  weight_sync: WeightSync | None = None,
                  echo: Callable[[str], None] | None = print) -> None:
         self.config = config
@@ -292,12 +279,13 @@ class Trainer:
         if config.kl_coef > 0 and config.kl_in == "reward" and not self.kl_in_reward_supported:
             raise ConfigError(f"{type(self).__name__} computes its own token or turn rewards and "
                               "does not support kl_in: reward; use kl_in: loss (k2 or k3).")
-        self._owns_agent = agent is None and source is None
-        self.agent = build_agent(self.policy, config) if self._owns_agent else agent
+        owns = agent is None and source is None
+        self._owned_agent = build_agent(self.policy, config) if owns else None
+        self.agent: Agent | None = self._owned_agent if self._owned_agent is not None else agent
         if source is None:
             assert self.agent is not None  # built above: neither was given
             source = RolloutManager(config.rollout, self.agent, chat=self.policy.chat)
-        self.source = source
+        self.source: RolloutSource = source
         self.weight_sync = weight_sync or default_weight_sync(self.agent, config.weight_sync)
         self.optimizer = build_optimizer(self.policy.trainable_parameters(), config.optim)
         self.scheduler = build_scheduler(self.optimizer, config.optim, config.total_optimizer_steps)
@@ -425,38 +413,39 @@ class Trainer:
         generate batch that slipped in between the two would carry new-weight
         samples under the old version, and count as stale when it is not.
         """
-        with self._generation_lock() as locked:
+        with self._generation_lock() as shared:
             self.policy.model.train()
             try:
                 return policy_update(self.policy, self.optimizer, self.scheduler, batch,
                                      self.config.update, self.generator, value=self.value_term())
             finally:
                 self.policy.model.eval()
-                if locked and self.agent is not None and hasattr(self.agent, "policy_version"):
-                    self.agent.policy_version = new_version
+                if shared is not None:
+                    shared.policy_version = new_version
 
     @contextlib.contextmanager
-    def _generation_lock(self) -> Iterator[bool]:
+    def _generation_lock(self) -> Iterator[SharedModelAgent | None]:
         """Hold the agent's lock while the shared module trains (see the module docstring).
 
-        Yields whether a lock is held: HFAgent's ``lock``; agents without one (a
-        remote server, a replay source) need none.
+        Yields the agent whose lock is held (a :class:`SharedModelAgent`, with
+        ``weight_sync: shared``), or None: other agents (a copy of the weights,
+        a remote server) and sources without an agent need none.
         """
-        lock = getattr(self.agent, "lock", None) if self.config.weight_sync == "shared" else None
-        if lock is None:
-            yield False
+        agent = self.agent
+        if self.config.weight_sync != "shared" or not isinstance(agent, SharedModelAgent):
+            yield None
             return
-        with lock:
-            yield True
+        with agent.lock:
+            yield agent
 
     def _source_counters(self) -> dict[str, float]:
         """The rollout side's running totals (episodes, stale_dropped, infra_dropped, ...)."""
-        return dict(getattr(self.source, "stats", None) or {})
+        return dict(self.source.stats)
 
     def _generation_metrics(self) -> dict[str, float]:
-        stats = getattr(self.agent, "stats", None)
-        if stats is None or not hasattr(stats, "tokens"):
+        if not isinstance(self.agent, TrainableAgent):
             return {}
+        stats = self.agent.stats
         tokens, seconds = stats.tokens - self._gen_mark[0], stats.seconds - self._gen_mark[1]
         self._gen_mark = (stats.tokens, stats.seconds)
         return {"gen_tokens_per_s": tokens / seconds if seconds > 0 else float("nan")}
@@ -496,19 +485,18 @@ class Trainer:
         """Undo :meth:`checkpoint_state` (the weights and optimiser are already loaded)."""
         self.step, self.version = int(state["step"]), int(state["version"])
         self.run.restore(state, self.generator)
-        load_source_state(self.source, state["source"])
-        if (state.get("sampler") and self.agent is not None
-                and hasattr(self.agent, "load_sampler_state")):
+        self.source.load_state_dict(state["source"])
+        if state.get("sampler") and isinstance(self.agent, TrainableAgent):
             self.agent.load_sampler_state(state["sampler"])
 
     def checkpoint_state(self) -> dict[str, Any]:
         """Counters, RNG states, the rollout side's state (the sampler's seed counter too) and
         the log files' lengths."""
-        sampler = getattr(self.agent, "sampler_state", None)
         return {
             "step": self.step, "version": self.version, **self.run.capture(self.generator),
-            "source": source_state(self.source),
-            "sampler": sampler() if sampler is not None else {},
+            "source": dict(self.source.state_dict()),
+            "sampler": (self.agent.sampler_state() if isinstance(self.agent, TrainableAgent)
+                        else {}),
         }
 
     async def asave(self) -> Path:
@@ -520,7 +508,7 @@ class Trainer:
 
     async def _close(self) -> None:
         await self.source.aclose()
-        if self._owns_agent and self.agent is not None:
-            await self.agent.aclose()
+        if self._owned_agent is not None:
+            await self._owned_agent.aclose()
         if self.logger is not None:
             self.logger.close()

@@ -14,22 +14,21 @@ accuracy), before any overlong penalty (:mod:`~toolgym.trainers.overlong`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from toolgym.rollout.trajectory import Trajectory
 from toolgym.trainers.metrics import group_is_mixed
+from toolgym.trainers.protocols import RolloutSource
 
 __all__ = ["draw_mixed_groups"]
 
 Groups = list[list[Trajectory]]
 
 
-async def draw_mixed_groups(source: Any, num_groups: int, *,
+async def draw_mixed_groups(source: RolloutSource, num_groups: int, *,
                             resample_rounds: int = 0) -> tuple[Groups, Groups, dict[str, float]]:
     """Up to ``num_groups`` groups with differing rewards from ``source.get_batch``.
 
     Args:
-        source: A rollout source (``await source.get_batch(n) -> list of groups``).
+        source: Where the groups come from (``await source.get_batch(n)``).
         num_groups: Groups a step trains on.
         resample_rounds: Further ``get_batch`` calls, each for the groups still
             missing, when too few of the first draw were mixed.

@@ -53,6 +53,7 @@ from toolgym.trainers.archer import ArCHerCritic, CriticConfig
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import Batch, build_batch, trainable_only
 from toolgym.trainers.config import option, require_unit_interval
+from toolgym.trainers.protocols import ContinuingSource
 from toolgym.trainers.turn_advantages import (
     discounted_returns,
     gigpo_advantages,
@@ -158,7 +159,7 @@ class TurnLevelTrainer(Trainer):
     def __init__(self, config: TurnLevelConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
         self.estimator = TurnEstimator(config.turn_estimator)
-        if self.estimator is TurnEstimator.VINE and not hasattr(self.source, "continuation"):
+        if self.estimator is TurnEstimator.VINE and not isinstance(self.source, ContinuingSource):
             raise ConfigError("turn_estimator: vine continues episodes through the rollout "
                               "source's continuation(trajectory, turn), which RolloutManager "
                               f"has and {type(self.source).__name__} has not.")
@@ -208,6 +209,7 @@ class TurnLevelTrainer(Trainer):
         """
         if self.estimator is not TurnEstimator.VINE:
             return {}
+        assert isinstance(self.source, ContinuingSource)  # checked in __init__
         continuation = self.source.continuation
         kept, _ = trainable_only(trajectories)
         sizes = Counter(t.group_id for t in kept)
