@@ -52,9 +52,10 @@ from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.keychain import demonstration, keychain_tasks
 from toolgym.rollout import RolloutConfig
 from toolgym.rollout.transcripts import trajectory_from_messages
-from toolgym.trainers.archer import CriticConfig
+from toolgym.trainers.archer import ArCHerConfig, ArCHerTrainer
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.bilevel import BiLevelConfig, BiLevelTrainer
+from toolgym.trainers.critic import CriticConfig
 from toolgym.trainers.grpo import GRPOConfig, GRPOTrainer
 from toolgym.trainers.optim import OptimConfig
 from toolgym.trainers.policy import ModelConfig
@@ -67,7 +68,7 @@ from toolgym.trainers.tiny_lm import (
     save_model_dir,
     train_tokenizer,
 )
-from toolgym.trainers.turn_level import ArCHerConfig, TurnLevelConfig, TurnLevelTrainer
+from toolgym.trainers.turn_level import TurnLevelConfig, TurnLevelTrainer
 
 ENV = "toolgym/KeyChain-v0"
 MODEL = TinyLMConfig(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
@@ -91,19 +92,19 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("gigpo", TurnLevelConfig, TurnLevelTrainer, (("turn_estimator", "gigpo"),)),
     Method("turn_return", TurnLevelConfig, TurnLevelTrainer, (("turn_estimator", "turn_return"),)),
     Method("turn_gae", TurnLevelConfig, TurnLevelTrainer, (("turn_estimator", "turn_gae"),)),
-    Method("archer", ArCHerConfig, TurnLevelTrainer),
+    Method("archer", ArCHerConfig, ArCHerTrainer),
     Method("vine", TurnLevelConfig, TurnLevelTrainer,
            (("turn_estimator", "vine"), ("vine_samples", 1))),
     Method("ppo", PPOConfig, PPOTrainer),
     Method("bilevel", BiLevelConfig, BiLevelTrainer),
     # ArCHer ablations: the critic before the fix, and the fix less one of its parts.
-    Method("archer_before", ArCHerConfig, TurnLevelTrainer, (("critic", CriticConfig(
+    Method("archer_before", ArCHerConfig, ArCHerTrainer, (("critic", CriticConfig(
         match_tokens=0, updates_per_step=8, warmup_steps=0, whiten=False)),)),
-    Method("archer_bag", ArCHerConfig, TurnLevelTrainer,
+    Method("archer_bag", ArCHerConfig, ArCHerTrainer,
            (("critic", CriticConfig(match_tokens=0)),)),
-    Method("archer_cold", ArCHerConfig, TurnLevelTrainer,
+    Method("archer_cold", ArCHerConfig, ArCHerTrainer,
            (("critic", CriticConfig(warmup_steps=0)),)),
-    Method("archer_raw", ArCHerConfig, TurnLevelTrainer,
+    Method("archer_raw", ArCHerConfig, ArCHerTrainer,
            (("critic", CriticConfig(whiten=False)),)),
 )}
 

@@ -12,6 +12,7 @@ import pytest
 
 from toolgym.sandbox import backends
 from toolgym.trainers.advantages import ADVANTAGE_ESTIMATORS
+from toolgym.trainers.turn_level import TURN_ESTIMATORS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -65,6 +66,16 @@ def test_contributing_add_an_estimator_recipe_is_used_by_a_trainer_config(capsys
     finally:
         ADVANTAGE_ESTIMATORS.pop("best_of_group", None)
     assert capsys.readouterr().out.strip() == "[0.0, -1.0, 0.0, 0.0]"
+
+
+def test_contributing_turn_level_estimator_recipe_is_used_by_a_turn_level_config(capsys):
+    text = README.read_text().split("### Add an advantage estimator\n", 1)[1]
+    code = re.findall(r"```python\n(.*?)```", text.split("\n### ", 1)[0], re.S)[1]
+    try:
+        exec(compile(code, "README.md", "exec"), {"__name__": "readme_example"})
+    finally:
+        TURN_ESTIMATORS.pop("last_turn_rloo", None)
+    assert capsys.readouterr().out.strip() == "[[0.0, 1.0], [0.0, -1.0]]"
 
 
 @pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),

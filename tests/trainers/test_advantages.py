@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import statistics
 import sys
+from collections.abc import Iterator
 
 import pytest
 import torch
@@ -14,7 +15,6 @@ from torch.testing import assert_close
 
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig
-from toolgym.trainers import advantages
 from toolgym.trainers.advantages import (
     ADVANTAGE_ESTIMATORS,
     AdvantageEstimator,
@@ -412,10 +412,13 @@ def test_unknown_estimator_name_lists_the_valid_ones() -> None:
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """The estimator registry, restored afterwards (and the helper module unimported)."""
-    monkeypatch.setattr(advantages, "ADVANTAGE_ESTIMATORS", dict(ADVANTAGE_ESTIMATORS))
+    saved = dict(ADVANTAGE_ESTIMATORS)
     monkeypatch.delitem(sys.modules, "tests.helpers.sign_estimator", raising=False)
+    yield
+    ADVANTAGE_ESTIMATORS.clear()
+    ADVANTAGE_ESTIMATORS.update(saved)
 
 
 def test_a_registered_estimator_is_selectable_by_every_outcome_config(registry: None) -> None:

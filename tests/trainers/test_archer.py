@@ -11,8 +11,9 @@ from torch.testing import assert_close
 
 from tests.trainers.chain_mdp import F64, HORIZON, Chain, cell_means
 from toolgym.rollout.trajectory import Trajectory, Turn
-from toolgym.trainers.archer import ArCHerCritic, CriticConfig, trajectory_transitions
 from toolgym.trainers.critic import (
+    ArCHerCritic,
+    CriticConfig,
     MatchFeatures,
     ReplayBuffer,
     TurnCritic,
@@ -20,6 +21,7 @@ from toolgym.trainers.critic import (
     critic_losses,
     soft_update_,
     td_targets,
+    trajectory_transitions,
 )
 from toolgym.trainers.turn_advantages import discounted_returns
 

@@ -58,7 +58,7 @@ def test_config_errors_exit_2_with_the_fix(tiny_dir: Path, tmp_path: Path, args:
 def test_an_unknown_algorithm_names_the_valid_ones(tiny_dir: Path, tmp_path: Path) -> None:
     result = runner.invoke(app, ["train", str(write_config(tmp_path, tiny_dir, algorithm="ppo2")),
                                  "--dry-run"])
-    assert result.exit_code == 2 and "valid: grpo" in result.output
+    assert result.exit_code == 2 and "Did you mean 'ppo'? Valid names: grpo" in result.output
 
 
 def test_sft_dry_run(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,10 +21,19 @@ from toolgym._sync import run_sync
 from toolgym.cli.train import app
 from toolgym.errors import ConfigError
 from toolgym.rollout.trajectory import Trajectory, Turn, read_jsonl
+from toolgym.trainers.archer import ArCHerConfig, ArCHerTrainer
 from toolgym.trainers.config import from_dict, to_dict
 from toolgym.trainers.metrics import read_metrics
 from toolgym.trainers.turn_batch import turn_contexts
-from toolgym.trainers.turn_level import ArCHerConfig, TurnLevelConfig, TurnLevelTrainer
+from toolgym.trainers.turn_level import (
+    TURN_ESTIMATORS,
+    TurnEstimator,
+    TurnInputs,
+    TurnLevelConfig,
+    TurnLevelTrainer,
+    lookup_turn_estimator,
+    register_turn_estimator,
+)
 
 
 def turn_config(run_dir: Path, model_dir: Path, cls: type = TurnLevelConfig,
@@ -69,9 +79,9 @@ def test_archer_trains_critic_and_policy_and_resumes_exactly(tiny_dir: Path,
                       export_final=False, rollout={"group_size": 1},
                       critic={"dim": 8, "hidden": 16, "batch_size": 8, "updates_per_step": 3,
                               "warmup_steps": 3})
-    fresh = TurnLevelTrainer(cfg, source=ReplaySource(batches), echo=None)  # the same init
+    fresh = ArCHerTrainer(cfg, source=ReplaySource(batches), echo=None)  # the same init
     assert fresh.critic is not None
-    straight, resumed, _ = crash_and_resume(TurnLevelTrainer, cfg, batches, tmp_path / "b")
+    straight, resumed, _ = crash_and_resume(ArCHerTrainer, cfg, batches, tmp_path / "b")
     history = read_metrics(tmp_path / "a")
     assert all("critic_q1_loss" in h and "loss" in h for h in history)
     assert history[-1]["critic_buffer"] == 4 * 8 * 2  # 4 steps x 8 episodes x 2 turns
@@ -97,7 +107,7 @@ def test_turn_gae_runs_on_the_multi_turn_toy_env(tiny_dir: Path, tmp_path: Path)
 
 
 @pytest.mark.parametrize(("fields", "message"), [
-    ({"turn_estimator": "gipgo"}, "Unknown turn_estimator 'gipgo'"),
+    ({"turn_estimator": "gipgo"}, "Unknown turn estimator 'gipgo'. Did you mean 'gigpo'?"),
     ({"rollout": {"group_size": 1}}, "rollout.group_size must be >= 2"),
     ({"step_estimator": "gae"}, "step_estimator must be a group estimator"),
     ({"critic": {"tau": 0.0}}, "critic.tau must be in (0, 1]"),
@@ -182,3 +192,43 @@ def test_vine_values_are_the_continuations_discounted_returns(tiny_dir: Path,
     assert [len(t.info["vine_returns"][0]) for t in trajs] == [0, 0]  # the group stands in
     values = [v for t in trajs for v in t.info["vine_returns"][1]]
     assert values == pytest.approx([0.6] * 4)
+
+
+# ---------------------------------------------------------------- registry
+def test_every_turn_estimator_is_registered_with_what_it_needs() -> None:
+    assert set(TURN_ESTIMATORS) == set(TurnEstimator)
+    needs = {name: (e.grouped, e.needs_critic, e.continuations)
+             for name, e in TURN_ESTIMATORS.items()}
+    assert needs == {"gigpo": (True, False, False), "turn_return": (True, False, False),
+                     "turn_gae": (False, True, False), "archer": (False, True, False),
+                     "vine": (False, False, True)}
+
+
+@pytest.fixture
+def turn_registry() -> Iterator[None]:
+    saved = dict(TURN_ESTIMATORS)
+    yield
+    TURN_ESTIMATORS.clear()
+    TURN_ESTIMATORS.update(saved)
+
+
+def test_a_registered_turn_estimator_is_what_the_trainer_trains_on(
+        tiny_dir: Path, tmp_path: Path, turn_registry: None) -> None:
+    def last_turn_only(x: TurnInputs) -> torch.Tensor:  # the outcome, on the last turn alone
+        last = x.turns.mask.sum(1, keepdim=True) - 1
+        return torch.zeros(x.turns.mask.shape).scatter(1, last, x.turns.rewards.gather(1, last))
+
+    register_turn_estimator("last_turn_only", last_turn_only, grouped=False)
+    with pytest.raises(ConfigError, match="'last_turn_only' is already registered"):
+        register_turn_estimator("last_turn_only", lambda x: x.turns.rewards)
+    assert lookup_turn_estimator("last_turn_only").fn is last_turn_only
+    groups = synthetic_groups(tiny_dir, 1, 2, seed=5)  # two turns each, outcomes 1 and 0
+    cfg = turn_config(tmp_path / "run", tiny_dir, turn_estimator="last_turn_only",
+                      rollout={"group_size": 1})  # not grouped: groups of one are fine
+    trainer = TurnLevelTrainer(cfg, source=ReplaySource([groups]), echo=None)
+    assert trainer.critic is None
+    batch, _ = trainer.make_batch([t for g in groups for t in g])
+    for row, traj in enumerate(t for g in groups for t in g):
+        turn0 = batch.advantages[row][batch.turn_index[row] == 0]
+        turn1 = batch.advantages[row][batch.turn_index[row] == 1]
+        assert bool((turn0 == 0).all()) and bool((turn1 == traj.final_reward).all())

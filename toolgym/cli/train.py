@@ -2,8 +2,9 @@
 ``toolgym doctor RUN_DIR``.
 
 The YAML file holds one trainer config (``GRPOConfig``, ``PPOConfig``,
-``TurnLevelConfig``, ``ArCHerConfig`` or ``SFTConfig``);
-``algorithm:`` at its top picks the trainer (default ``grpo``). ``--set
+``TurnLevelConfig``, ``ArCHerConfig``, ``BiLevelConfig`` or ``SFTConfig``);
+``algorithm:`` at its top picks the trainer (default ``grpo``; the names are
+registered in :mod:`toolgym.trainers.algorithms`). ``--set
 key=value`` overrides any field, dotted for sections (``--set optim.lr=3e-4``);
 an unknown key is an error that names the closest one. ``--resume`` continues
 the run in ``run_dir`` from its latest checkpoint. ``--dry-run`` prints the
@@ -12,7 +13,6 @@ resolved config with every field's help and exits.
 
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,18 +22,6 @@ import yaml
 from toolgym.errors import ToolgymError
 
 app = typer.Typer(help="Train tool-using agents and plot their runs.", no_args_is_help=True)
-
-ALGORITHMS: dict[str, tuple[str, str, str]] = {
-    "grpo": ("toolgym.trainers.grpo", "GRPOConfig", "GRPOTrainer"),
-    "ppo": ("toolgym.trainers.ppo", "PPOConfig", "PPOTrainer"),
-    "turn_level": ("toolgym.trainers.turn_level", "TurnLevelConfig", "TurnLevelTrainer"),
-    "archer": ("toolgym.trainers.turn_level", "ArCHerConfig", "TurnLevelTrainer"),
-    "bilevel": ("toolgym.trainers.bilevel", "BiLevelConfig", "BiLevelTrainer"),
-}
-"""``algorithm:`` value -> (module, config class, trainer class). RLOO, Dr.GRPO and
-REINFORCE++ are GRPOTrainer with another ``advantage_estimator``; token-level GAE
-with a value head is ``ppo``; GiGPO, turn-level GAE and per-turn returns are
-``turn_level`` with another ``turn_estimator``; ``bilevel`` is PPO under a turn critic."""
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file.", exists=True, dir_okay=False)]
 SetOpt = Annotated[list[str] | None, typer.Option(
@@ -55,19 +43,17 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 def resolve_train_config(path: Path, overrides: list[str]) -> tuple[Any, type]:
-    """Read ``path``, pick the algorithm, apply ``--set``: ``(config, trainer class)``."""
-    from toolgym.errors import ConfigError
+    """Read ``path``, pick the algorithm, apply ``--set``: ``(config, trainer class)``.
+
+    The trainer comes from :func:`toolgym.trainers.algorithms.get_algorithm`, the
+    config class is its ``config_class``.
+    """
+    from toolgym.trainers.algorithms import get_algorithm
     from toolgym.trainers.config import apply_overrides, from_dict
 
     data = _read_yaml(path)
-    algorithm = str(data.pop("algorithm", "grpo"))
-    if algorithm not in ALGORITHMS:
-        raise ConfigError(f"Unknown algorithm {algorithm!r}; valid: {', '.join(ALGORITHMS)}. "
-                          "(RLOO, Dr.GRPO and REINFORCE++ are algorithm: grpo with "
-                          "advantage_estimator: rloo / drgrpo / reinforce_pp.)")
-    module, config_name, trainer_name = ALGORITHMS[algorithm]
-    mod = importlib.import_module(module)
-    config_cls, trainer_cls = getattr(mod, config_name), getattr(mod, trainer_name)
+    trainer_cls = get_algorithm(str(data.pop("algorithm", "grpo")))
+    config_cls = trainer_cls.config_class
     return from_dict(config_cls, apply_overrides(config_cls, data, overrides or [])), trainer_cls
 
 

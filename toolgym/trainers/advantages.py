@@ -8,7 +8,9 @@ targets: they are detached, so no gradient can leak into the critic or the
 reward through an advantage.
 
 Pick one by config string through :func:`get_advantage_estimator`; add one
-with :func:`register_advantage_estimator`::
+with :func:`register_advantage_estimator`. Turn-level estimators have a
+registry of the same kind (:class:`EstimatorRegistry`), filled the same way by
+:func:`~toolgym.trainers.turn_level.register_turn_estimator`::
 
     >>> import torch
     >>> fn = get_advantage_estimator("rloo")
@@ -33,6 +35,7 @@ from toolgym.errors import ConfigError
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
     "AdvantageEstimator",
+    "EstimatorRegistry",
     "RegisteredEstimator",
     "lookup_advantage_estimator",
     "broadcast_to_tokens",
@@ -349,11 +352,66 @@ class RegisteredEstimator:
     grouped: bool
     """Its baseline comes from the other episodes of a group (``rollout.group_size >= 2``)."""
     needs_critic: bool = False
-    """It reads critic values (``gae``), so it is no outcome-level estimator."""
+    """It reads critic values (``gae``; turn level: the turn critic), so a trainer without
+    one refuses it."""
+    continuations: bool = False
+    """Turn level: it reads Monte-Carlo returns of continuations sampled from every turn
+    boundary before the update (VinePPO), so the rollout source must continue episodes."""
 
 
-ADVANTAGE_ESTIMATORS: dict[str, RegisteredEstimator] = {}
-"""The registry, by config name; add to it with :func:`register_advantage_estimator`."""
+class EstimatorRegistry(dict[str, RegisteredEstimator]):
+    """Estimators by config name, with a did-you-mean for unknown ones.
+
+    There are two, filled and read alike: :data:`ADVANTAGE_ESTIMATORS`
+    (outcome level, ``fn(rewards[B], group_ids[B]) -> Tensor[B]``) and
+    :data:`~toolgym.trainers.turn_level.TURN_ESTIMATORS` (turn level,
+    ``fn(TurnInputs) -> Tensor[B, K]``).
+
+    Example:
+        >>> registry = EstimatorRegistry("demo")
+        >>> registry.add("zero", RegisteredEstimator(lambda r, g: 0 * r, grouped=False))
+        >>> registry.lookup("zeroo")
+        Traceback (most recent call last):
+        ...
+        toolgym.errors.ConfigError: Unknown demo 'zeroo'. Did you mean 'zero'? Valid names: zero.
+    """
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+        """What its entries are called in messages (``"advantage estimator"``)."""
+
+    def add(self, name: str, entry: RegisteredEstimator) -> None:
+        """Register ``entry`` under ``name`` (again with the same function: its flags are updated).
+
+        Raises:
+            ConfigError: ``name`` is taken by another function.
+        """
+        name = str(name)  # a StrEnum member's value, so messages show the plain name
+        old = self.get(name)
+        if old is not None and old.fn is not entry.fn:
+            raise ConfigError(f"{self.kind} {name!r} is already registered ({old.fn!r})")
+        self[name] = entry
+
+    def lookup(self, name: str) -> RegisteredEstimator:
+        """The entry of ``name``.
+
+        Raises:
+            ConfigError: ``name`` is not registered; the message lists the valid names.
+        """
+        entry = self.get(str(name))
+        if entry is None:
+            valid = list(self)
+            close = difflib.get_close_matches(str(name), valid, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(
+                f"Unknown {self.kind} {name!r}.{hint} Valid names: {', '.join(valid)}."
+            )
+        return entry
+
+
+ADVANTAGE_ESTIMATORS = EstimatorRegistry("advantage estimator")
+"""The outcome-level registry; add to it with :func:`register_advantage_estimator`."""
 
 
 def register_advantage_estimator(name: str, fn: Callable[..., Any], *, grouped: bool = True,
@@ -375,10 +433,7 @@ def register_advantage_estimator(name: str, fn: Callable[..., Any], *, grouped: 
     Raises:
         ConfigError: ``name`` is taken by another function.
     """
-    old = ADVANTAGE_ESTIMATORS.get(name)
-    if old is not None and old.fn is not fn:
-        raise ConfigError(f"advantage estimator {name!r} is already registered ({old.fn!r})")
-    ADVANTAGE_ESTIMATORS[name] = RegisteredEstimator(fn, grouped, needs_critic)
+    ADVANTAGE_ESTIMATORS.add(name, RegisteredEstimator(fn, grouped, needs_critic))
 
 
 register_advantage_estimator("grpo", grpo_advantages)
@@ -394,15 +449,7 @@ def lookup_advantage_estimator(name: str) -> RegisteredEstimator:
     Raises:
         ConfigError: ``name`` is not registered; the message lists the valid names.
     """
-    entry = ADVANTAGE_ESTIMATORS.get(str(name))
-    if entry is None:
-        valid = list(ADVANTAGE_ESTIMATORS)
-        close = difflib.get_close_matches(str(name), valid, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(
-            f"Unknown advantage estimator {name!r}.{hint} Valid names: {', '.join(valid)}."
-        )
-    return entry
+    return ADVANTAGE_ESTIMATORS.lookup(name)
 
 
 def get_advantage_estimator(name: str) -> Callable[..., Any]:

@@ -34,10 +34,10 @@ from typing import Any, ClassVar
 from torch import Tensor
 
 from toolgym.rollout.trajectory import Trajectory
-from toolgym.trainers.archer import ArCHerCritic, CriticConfig
 from toolgym.trainers.base import TrainerConfig
 from toolgym.trainers.batching import Batch
 from toolgym.trainers.config import option, require_unit_interval
+from toolgym.trainers.critic import ArCHerCritic, CriticConfig
 from toolgym.trainers.ppo import PPOConfig, PPOTrainer
 from toolgym.trainers.turn_advantages import bilevel_gae, turn_gae
 from toolgym.trainers.turn_batch import turn_tensors

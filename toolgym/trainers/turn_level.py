@@ -11,6 +11,13 @@ over exactly that turn's action tokens (:mod:`toolgym.trainers.turn_advantages`)
     turn_estimator: archer       # Q(s, a) - V(s) of ArCHer's off-policy critic
     turn_estimator: vine         # VinePPO: TD(0) on Monte-Carlo values    no critic, K rollouts
 
+Each is one entry of :data:`TURN_ESTIMATORS`, a registry of the same kind as
+the outcome-level one (:class:`~toolgym.trainers.advantages.EstimatorRegistry`):
+a function ``fn(TurnInputs) -> Tensor[B, K]`` and what the trainer must
+provide for it (a group, the turn critic, continuations). A new one is one
+:func:`register_turn_estimator` line, in a module a config's ``imports:``
+names.
+
 ``vine`` samples ``vine_samples`` continuations from every turn boundary of
 every episode before the update (:meth:`TurnLevelTrainer.prepare`): the
 rollout manager replays the recorded turns to restore the env and the token
@@ -20,10 +27,10 @@ are never trained on; the values they give are kept in each trajectory's
 ``info["vine_returns"]``.
 
 ``turn_gae`` and ``archer`` train an utterance-level critic
-(:class:`~toolgym.trainers.archer.ArCHerCritic`) from a replay buffer before
+(:class:`~toolgym.trainers.critic.ArCHerCritic`) from a replay buffer before
 each policy update; its state is part of every checkpoint, so a resumed run
-continues exactly. ``algorithm: archer`` in a ``toolgym train`` config is
-this trainer with ``turn_estimator: archer``.
+continues exactly. ArCHer, this trainer with ``turn_estimator: archer``, is
+:mod:`toolgym.trainers.archer` (``algorithm: archer``).
 
     >>> TurnLevelConfig(rollout=RolloutConfig(env_id="x", group_size=1))
     ... # doctest: +ELLIPSIS
@@ -37,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, ClassVar, Literal
@@ -48,11 +55,15 @@ from torch import Tensor
 from toolgym.errors import ConfigError
 from toolgym.rollout.manager import RolloutConfig
 from toolgym.rollout.trajectory import Trajectory
-from toolgym.trainers.advantages import lookup_advantage_estimator
-from toolgym.trainers.archer import ArCHerCritic, CriticConfig
+from toolgym.trainers.advantages import (
+    EstimatorRegistry,
+    RegisteredEstimator,
+    lookup_advantage_estimator,
+)
 from toolgym.trainers.base import Trainer, TrainerConfig
 from toolgym.trainers.batching import Batch, build_batch, trainable_only
 from toolgym.trainers.config import option, require_unit_interval
+from toolgym.trainers.critic import ArCHerCritic, CriticConfig
 from toolgym.trainers.protocols import ContinuingSource
 from toolgym.trainers.turn_advantages import (
     discounted_returns,
@@ -64,12 +75,13 @@ from toolgym.trainers.turn_advantages import (
 )
 from toolgym.trainers.turn_batch import TurnTensors, turn_tensors
 
-__all__ = ["ArCHerConfig", "RolloutConfig", "TurnEstimator", "TurnLevelConfig",
-           "TurnLevelTrainer"]
+__all__ = ["TURN_ESTIMATORS", "RolloutConfig", "TurnEstimator", "TurnInputs", "TurnLevelConfig",
+           "TurnLevelTrainer", "lookup_turn_estimator", "register_turn_estimator"]
 
 
+# ------------------------------------------------------------ the registry
 class TurnEstimator(StrEnum):
-    """Names of the turn-level estimators, as they appear in configs."""
+    """Names of the built-in turn-level estimators, as they appear in configs."""
 
     GIGPO = "gigpo"
     TURN_RETURN = "turn_return"
@@ -77,17 +89,125 @@ class TurnEstimator(StrEnum):
     ARCHER = "archer"
     VINE = "vine"
 
-    @property
-    def needs_critic(self) -> bool:
-        """Whether the estimator reads the turn critic (and the trainer must train one)."""
-        return self in (TurnEstimator.TURN_GAE, TurnEstimator.ARCHER)
 
-    @property
-    def needs_group(self) -> bool:
-        """Whether the estimator's baseline is made of the other episodes of a group."""
-        return self in (TurnEstimator.GIGPO, TurnEstimator.TURN_RETURN)
+@dataclass(frozen=True)
+class TurnInputs:
+    """What a turn-level estimator reads; it returns ``Tensor[B, K]``, one advantage per turn.
+
+    ``B`` kept trajectories, ``K`` turns (the longest one's); entries off
+    ``turns.mask`` are ignored.
+    """
+
+    trajectories: Sequence[Trajectory]
+    """The trajectories the batch trains on."""
+    turns: TurnTensors
+    """Their turn rewards (``process_coef`` applied), mask, terminated flags and state keys."""
+    group_ids: Tensor
+    """``LongTensor[B]``: trajectories sampled from one task share an id."""
+    config: TurnLevelConfig
+    """``gamma``, ``lam``, ``omega``, ... of the run."""
+    critic: ArCHerCritic | None
+    """The turn critic, trained on these turns already (estimators registered with
+    ``needs_critic``); None otherwise."""
 
 
+TurnEstimatorFn = Callable[[TurnInputs], Tensor]
+
+TURN_ESTIMATORS = EstimatorRegistry("turn estimator")
+"""The turn-level registry; add to it with :func:`register_turn_estimator`."""
+
+
+def register_turn_estimator(name: str, fn: TurnEstimatorFn, *, grouped: bool = True,
+                            needs_critic: bool = False, continuations: bool = False) -> None:
+    """Make ``fn`` selectable as ``turn_estimator: name``.
+
+    Args:
+        name: The config string.
+        fn: ``fn(TurnInputs) -> Tensor[B, K]``; pure but for what it reads
+            from ``inputs.critic``.
+        grouped: Whether ``fn`` compares the episodes of a group (then configs
+            need ``rollout.group_size >= 2``).
+        needs_critic: Whether ``fn`` reads ``inputs.critic``; the trainer then
+            trains one (``critic:`` section) before each update.
+        continuations: Whether ``fn`` reads ``info["vine_returns"]``, the
+            returns of continuations the trainer samples from every turn
+            boundary first (the rollout source must continue episodes).
+
+    Raises:
+        ConfigError: ``name`` is taken by another function.
+    """
+    TURN_ESTIMATORS.add(name, RegisteredEstimator(fn, grouped, needs_critic, continuations))
+
+
+def lookup_turn_estimator(name: str) -> RegisteredEstimator:
+    """The registry entry of ``name``.
+
+    Raises:
+        ConfigError: ``name`` is not registered; the message lists the valid names.
+    """
+    return TURN_ESTIMATORS.lookup(name)
+
+
+def _turn_return(x: TurnInputs) -> Tensor:
+    returns = discounted_returns(x.turns.rewards, x.turns.mask, gamma=x.config.gamma)
+    return turn_return_advantages(returns, x.turns.mask, x.group_ids,
+                                  scale=x.config.return_scale)
+
+
+def _gigpo(x: TurnInputs) -> Tensor:
+    cfg = x.config
+    returns = discounted_returns(x.turns.rewards, x.turns.mask, gamma=cfg.gamma)
+    return gigpo_advantages(returns, x.turns.mask, x.group_ids, x.turns.state_keys,
+                            omega=cfg.omega, episode_estimator=cfg.episode_estimator,
+                            step_estimator=cfg.step_estimator)
+
+
+def _turn_gae(x: TurnInputs) -> Tensor:
+    assert x.critic is not None
+    values, after = x.critic.turn_values(x.trajectories, x.turns.mask,
+                                         process_coef=x.config.process_coef)
+    adv, _ = turn_gae(x.turns.rewards, values, x.turns.mask, gamma=x.config.gamma,
+                      lam=x.config.lam, terminated=x.turns.terminated, bootstrap_values=after)
+    return adv
+
+
+def _archer(x: TurnInputs) -> Tensor:
+    critic, coef = x.critic, x.config.process_coef
+    assert critic is not None
+    grid = torch.zeros(x.turns.mask.shape)
+    grid[x.turns.mask] = critic.advantages(
+        [tr for t in x.trajectories for tr in critic.transitions(t, process_coef=coef)])
+    return grid
+
+
+def _vine(x: TurnInputs) -> Tensor:
+    """VinePPO's TD(0) advantages on the values :meth:`TurnLevelTrainer.prepare` sampled."""
+    turns = x.turns
+    per_turn = [t.info.get("vine_returns", []) for t in x.trajectories]
+    width = max((len(r) for rows in per_turn for r in rows), default=0)
+    samples = torch.zeros((*turns.mask.shape, max(width, 1)))
+    valid = torch.zeros(samples.shape, dtype=torch.bool)
+    for b, rows in enumerate(per_turn):
+        for k, r in enumerate(rows):
+            samples[b, k, :len(r)] = torch.tensor(r, dtype=samples.dtype)
+            valid[b, k, :len(r)] = True
+    gamma = x.config.gamma
+    returns = discounted_returns(turns.rewards, turns.mask, gamma=gamma)
+    values = vine_values(samples, valid, returns, turns.mask, x.group_ids)
+    # After the last turn there is nothing to continue (a truncated episode used up
+    # its budget), so every row ends at 0, as discounted_returns assumes.
+    ended = torch.ones_like(turns.terminated)
+    return vine_advantages(turns.rewards, values, turns.mask, gamma=gamma, terminated=ended)
+
+
+register_turn_estimator(TurnEstimator.GIGPO, _gigpo)
+register_turn_estimator(TurnEstimator.TURN_RETURN, _turn_return)
+register_turn_estimator(TurnEstimator.TURN_GAE, _turn_gae, grouped=False, needs_critic=True)
+register_turn_estimator(TurnEstimator.ARCHER, _archer, grouped=False, needs_critic=True)
+register_turn_estimator(TurnEstimator.VINE, _vine, grouped=False, continuations=True)
+
+
+# ------------------------------------------------------------ the trainer
 @dataclass(frozen=True)
 class TurnLevelConfig(TrainerConfig):
     """:class:`TrainerConfig` plus the turn-level estimator and, where used, its critic."""
@@ -95,7 +215,7 @@ class TurnLevelConfig(TrainerConfig):
     run_dir: str = option("runs/turn_level", "Where metrics, checkpoints, trajectories and the "
                           "final model go.")
     turn_estimator: str = option("gigpo", "Per-turn advantages: gigpo, turn_return, turn_gae, "
-                                 "archer or vine.")
+                                 "archer, vine or one added with register_turn_estimator.")
     gamma: float = option(1.0, "Discount per turn (not per token).")
     lam: float = option(0.95, "GAE lambda over turns (turn_gae).")
     process_coef: float = option(1.0, "Weight of the per-turn (process) rewards of all turns but "
@@ -114,10 +234,7 @@ class TurnLevelConfig(TrainerConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        valid = [e.value for e in TurnEstimator]
-        if self.turn_estimator not in valid:
-            raise ConfigError(f"Unknown turn_estimator {self.turn_estimator!r}; valid: "
-                              f"{', '.join(valid)}.")
+        estimator = lookup_turn_estimator(self.turn_estimator)  # unknown: ConfigError
         for name in ("episode_estimator", "step_estimator"):
             value = getattr(self, name)
             if not lookup_advantage_estimator(value).grouped:  # unknown name: ConfigError
@@ -126,7 +243,7 @@ class TurnLevelConfig(TrainerConfig):
         require_unit_interval(self, "gamma", "lam")
         if self.vine_samples < 1:
             raise ConfigError(f"vine_samples must be >= 1; got {self.vine_samples}.")
-        if TurnEstimator(self.turn_estimator).needs_group and self.rollout.group_size < 2:
+        if estimator.grouped and self.rollout.group_size < 2:
             raise ConfigError(
                 f"turn_estimator {self.turn_estimator!r} compares episodes within a group, so "
                 f"rollout.group_size must be >= 2 (got {self.rollout.group_size}); use "
@@ -134,22 +251,12 @@ class TurnLevelConfig(TrainerConfig):
                 "of one.")
 
 
-@dataclass(frozen=True)
-class ArCHerConfig(TurnLevelConfig):
-    """:class:`TurnLevelConfig` with ArCHer's defaults (``algorithm: archer``)."""
-
-    run_dir: str = option("runs/archer", "Where metrics, checkpoints, trajectories and the final "
-                          "model go.")
-    turn_estimator: str = option("archer", "Per-turn advantages: gigpo, turn_return, turn_gae, "
-                                 "archer or vine.")
-
-
 class TurnLevelTrainer(Trainer):
     """Token-level policy update with per-turn advantages (see the module docstring).
 
     Example:
-        >>> trainer = TurnLevelTrainer(ArCHerConfig(model=..., rollout=...))  # doctest: +SKIP
-        >>> trainer.train()                                                  # doctest: +SKIP
+        >>> trainer = TurnLevelTrainer(TurnLevelConfig(model=..., rollout=...))  # doctest: +SKIP
+        >>> trainer.train()                                                     # doctest: +SKIP
     """
 
     config_class: ClassVar[type[TrainerConfig]] = TurnLevelConfig
@@ -158,11 +265,12 @@ class TurnLevelTrainer(Trainer):
 
     def __init__(self, config: TurnLevelConfig, **kwargs: Any) -> None:
         super().__init__(config, **kwargs)
-        self.estimator = TurnEstimator(config.turn_estimator)
-        if self.estimator is TurnEstimator.VINE and not isinstance(self.source, ContinuingSource):
-            raise ConfigError("turn_estimator: vine continues episodes through the rollout "
-                              "source's continuation(trajectory, turn), which RolloutManager "
-                              f"has and {type(self.source).__name__} has not.")
+        self.estimator = lookup_turn_estimator(config.turn_estimator)
+        if self.estimator.continuations and not isinstance(self.source, ContinuingSource):
+            raise ConfigError(f"turn_estimator: {config.turn_estimator} continues episodes "
+                              "through the rollout source's continuation(trajectory, turn), "
+                              f"which RolloutManager has and {type(self.source).__name__} "
+                              "has not.")
         self.critic: ArCHerCritic | None = None
         if self.estimator.needs_critic:
             vocab = self.policy.model.get_input_embeddings().num_embeddings
@@ -186,28 +294,18 @@ class TurnLevelTrainer(Trainer):
 
     def turn_advantages(self, trajectories: Sequence[Trajectory], group_ids: Tensor) -> Tensor:
         """``Tensor[B, K]``: the configured estimator on the kept trajectories."""
-        cfg = self.config
-        turns = turn_tensors(trajectories, process_coef=cfg.process_coef)
-        if self.estimator is TurnEstimator.TURN_RETURN:
-            returns = discounted_returns(turns.rewards, turns.mask, gamma=cfg.gamma)
-            return turn_return_advantages(returns, turns.mask, group_ids, scale=cfg.return_scale)
-        if self.estimator is TurnEstimator.GIGPO:
-            returns = discounted_returns(turns.rewards, turns.mask, gamma=cfg.gamma)
-            return gigpo_advantages(returns, turns.mask, group_ids, turns.state_keys,
-                                    omega=cfg.omega, episode_estimator=cfg.episode_estimator,
-                                    step_estimator=cfg.step_estimator)
-        if self.estimator is TurnEstimator.VINE:
-            return self._vine_advantages(trajectories, turns, group_ids)
-        return self._critic_advantages(trajectories, turns)
+        turns = turn_tensors(trajectories, process_coef=self.config.process_coef)
+        return self.estimator.fn(TurnInputs(trajectories, turns, group_ids, self.config,
+                                            self.critic))
 
     async def prepare(self, trajectories: list[Trajectory]) -> dict[str, float]:
-        """vine: sample ``vine_samples`` continuations from each turn boundary, concurrently.
+        """Continuations (``vine``): ``vine_samples`` from each turn boundary, concurrently.
 
         Their returns go into each trajectory's ``info["vine_returns"][k]``.
         A group of two or more needs none from the first boundary (see
         :func:`~toolgym.trainers.turn_advantages.vine_values`).
         """
-        if self.estimator is not TurnEstimator.VINE:
+        if not self.estimator.continuations:
             return {}
         assert isinstance(self.source, ContinuingSource)  # checked in __init__
         continuation = self.source.continuation
@@ -232,39 +330,6 @@ class TurnLevelTrainer(Trainer):
         return {"vine_continuations": float(len(ran)), "vine_dropped": float(len(jobs) - len(ran)),
                 "vine_env_steps": float(sum(len(c.turns) for *_, c in ran)),
                 "vine_s": time.perf_counter() - start}
-
-    def _vine_advantages(self, trajectories: Sequence[Trajectory], turns: TurnTensors,
-                         group_ids: Tensor) -> Tensor:
-        """VinePPO's TD(0) advantages on the values :meth:`prepare` sampled."""
-        per_turn = [t.info.get("vine_returns", []) for t in trajectories]
-        width = max((len(r) for rows in per_turn for r in rows), default=0)
-        samples = torch.zeros((*turns.mask.shape, max(width, 1)))
-        valid = torch.zeros(samples.shape, dtype=torch.bool)
-        for b, rows in enumerate(per_turn):
-            for k, r in enumerate(rows):
-                samples[b, k, :len(r)] = torch.tensor(r, dtype=samples.dtype)
-                valid[b, k, :len(r)] = True
-        gamma = self.config.gamma
-        returns = discounted_returns(turns.rewards, turns.mask, gamma=gamma)
-        values = vine_values(samples, valid, returns, turns.mask, group_ids)
-        # After the last turn there is nothing to continue (a truncated episode used up
-        # its budget), so every row ends at 0, as discounted_returns assumes.
-        ended = torch.ones_like(turns.terminated)
-        return vine_advantages(turns.rewards, values, turns.mask, gamma=gamma, terminated=ended)
-
-    def _critic_advantages(self, trajectories: Sequence[Trajectory], turns: TurnTensors) -> Tensor:
-        assert self.critic is not None
-        coef = self.config.process_coef
-        if self.estimator is TurnEstimator.ARCHER:
-            grid = torch.zeros(turns.mask.shape)
-            grid[turns.mask] = self.critic.advantages(
-                [x for t in trajectories for x in self.critic.transitions(t, process_coef=coef)])
-            return grid
-        values, after = self.critic.turn_values(trajectories, turns.mask, process_coef=coef)
-        adv, _ = turn_gae(turns.rewards, values, turns.mask, gamma=self.config.gamma,
-                          lam=self.config.lam, terminated=turns.terminated,
-                          bootstrap_values=after)
-        return adv
 
     # ------------------------------------------------------ persistence
     def checkpoint_state(self) -> dict[str, Any]:
