@@ -1,42 +1,92 @@
-"""Memory the sandboxes may be promised: a per-process budget the pools draw from.
+"""Memory the sandboxes may be promised: a per-process budget every provider draws from.
 
 Each sandbox's memory cap is a promise the host must keep: 64 sandboxes of
-1 GiB on a 23 GiB host can, together, take the host down. Every
-:class:`~toolgym.sandbox.pool.SandboxPool` of a process reserves its sandboxes'
-caps from :func:`global_budget` (and from its own ``memory_budget_mb``, when
-set) before it starts one, and gives them back when the sandbox is gone; past
-the budget a pool queues, and refuses with :class:`~toolgym.errors.PoolExhausted`
+1 GiB on a 23 GiB host can, together, take the host down. Every provider of a
+process (each :class:`~toolgym.sandbox.pool.SandboxPool`, each
+:class:`~toolgym.sandbox.provider.OnDemandSandboxes`) reserves its sandboxes'
+caps from its backend's process-wide budget (and a pool from its own
+``memory_budget_mb``, when set) before it starts one, through a
+:class:`Reservation`, and gives them back when the sandbox is gone; past the
+budget it queues, and refuses with :class:`~toolgym.errors.PoolExhausted`
 when the wait runs out.
 
 There is one such budget per host that sandboxes run on (the Docker host,
 this machine for bubblewrap): ``$TOOLGYM_MEMORY_BUDGET_MB`` or, by default,
-that host's memory. A budget above the host's memory is a configuration
-error: it would promise what is not there.
+that host's memory (for bubblewrap: the smaller of the machine's memory and
+this process's cgroup limit, which its sandboxes share). A budget above the
+host's memory is a configuration error: it would promise what is not there.
+This is admission control; on a local Docker daemon the kernel enforces the
+same budget too (:mod:`toolgym.sandbox.cgroup`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from toolgym.errors import ConfigError
+from toolgym.errors import ConfigError, PoolExhausted
 
 BUDGET_ENV = "TOOLGYM_MEMORY_BUDGET_MB"
+BUDGET_POLL_S = 0.25
+"""How often a provider waiting for a budget looks again (other providers free it)."""
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 
 @functools.cache
 def host_memory_mb(host: str | None = None) -> int:
     """Memory of the machine the Docker daemon (at ``host``) runs on, in MiB."""
-    from toolgym.sandbox.docker_client import docker_client  # the SDK only where Docker is used
+    from toolgym.sandbox.docker_client import daemon_info  # the SDK only where Docker is used
 
-    return int(docker_client(host).info()["MemTotal"]) >> 20
+    return int(str(daemon_info(host)["MemTotal"])) >> 20
 
 
 def machine_memory_mb() -> int:
-    """Memory of this machine, in MiB (where bubblewrap sandboxes run)."""
-    return (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20
+    """Memory this process and its children (bubblewrap sandboxes) may use, in MiB: the
+    machine's, or less where this process's cgroup is capped."""
+    physical = (os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) >> 20
+    capped = cgroup_memory_limit_mb()
+    return physical if capped is None else min(physical, capped)
+
+
+def cgroup_memory_limit_mb(proc_cgroup: Path = Path("/proc/self/cgroup"),
+                           root: Path = CGROUP_ROOT) -> int | None:
+    """The tightest memory limit on the cgroup ``proc_cgroup`` names and its ancestors
+    (cgroup v2, or v1's memory controller), in MiB; None where there is none or it cannot
+    be read.
+
+    Example:
+        >>> cgroup_memory_limit_mb(Path("/nonexistent")) is None
+        True
+    """
+    try:
+        lines = proc_cgroup.read_text().splitlines()
+    except OSError:
+        return None
+    limits: list[int] = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":
+            base, name = root, "memory.max"
+        elif "memory" in controllers.split(","):
+            base, name = root / "memory", "memory.limit_in_bytes"
+        else:
+            continue
+        folder = base / path.strip("/")
+        for level in [folder, *folder.parents]:
+            try:
+                raw = (level / name).read_text().strip()
+            except OSError:
+                raw = ""
+            if raw.isdigit() and int(raw) < 1 << 60:  # v1 writes "no limit" as ~2**63
+                limits.append(int(raw) >> 20)
+            if level == base:
+                break
+    return min(limits, default=None)
 
 
 def check_against_host(budget_mb: int, what: str, host_mb: int | None = None,
@@ -82,6 +132,54 @@ class MemoryBudget:
         """Take back a promise made by :meth:`try_reserve`."""
         with self._lock:
             self.used_mb = max(0, self.used_mb - mb)
+
+
+class Reservation:
+    """One sandbox's memory reserved in several budgets at once: in all of them, or none.
+
+    Example:
+        >>> pool, host = MemoryBudget(512), MemoryBudget(300)
+        >>> r = Reservation([("pool budget", pool), ("host budget", host)], 256)
+        >>> r.try_reserve(), r.try_reserve(), pool.used_mb
+        (None, 'host budget', 256)
+    """
+
+    def __init__(self, budgets: Sequence[tuple[str, MemoryBudget]], mb: int) -> None:
+        self.budgets = list(budgets)
+        self.mb = mb
+        for what, budget in self.budgets:
+            if mb > budget.limit_mb:
+                raise ConfigError(f"A sandbox of memory_mb={mb} does not fit the {what} "
+                                  f"({budget.limit_mb} MiB). Lower memory_mb or raise the budget.")
+
+    def try_reserve(self) -> str | None:
+        """Reserve ``mb`` in every budget; else reserve nothing and name the one that is spent."""
+        taken: list[MemoryBudget] = []
+        for what, budget in self.budgets:
+            if not budget.try_reserve(self.mb):
+                for done in taken:
+                    done.release(self.mb)
+                return what
+            taken.append(budget)
+        return None
+
+    async def reserve(self, timeout: float) -> None:
+        """Wait until :meth:`try_reserve` succeeds (other providers release memory).
+
+        Raises:
+            PoolExhausted: it did not within ``timeout`` seconds (it names the budget).
+        """
+        deadline = time.monotonic() + timeout
+        while (blocked := self.try_reserve()) is not None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise PoolExhausted(0, timeout, blocked)
+            await asyncio.sleep(min(remaining, BUDGET_POLL_S))
+
+    def release(self) -> None:
+        """Give back one sandbox's memory to every budget."""
+        for _, budget in self.budgets:
+            budget.release(self.mb)
 
 
 _budgets: dict[str, MemoryBudget] = {}

@@ -21,7 +21,7 @@ from typing import Any
 
 import docker.errors
 
-from toolgym.sandbox import owner
+from toolgym.sandbox import cgroup, owner
 from toolgym.sandbox.docker_client import docker_client
 
 _hook_lock = threading.Lock()
@@ -78,15 +78,18 @@ def _remove_all(ids: list[str], host: str | None = None) -> int:
 
 
 def reap_orphans(host: str | None = None) -> int:
-    """Remove containers (on the daemon at ``host``) whose owner process is provably dead.
+    """Remove containers (on the daemon at ``host``) whose owner process is provably dead,
+    then those owners' empty parent cgroups (:mod:`toolgym.sandbox.cgroup`).
 
     Returns:
         how many containers were removed.
     """
-    return _remove_all(
+    removed = _remove_all(
         [c["Id"] for c in _find("toolgym.owner.pid", host) if not owner.owner_alive(c["Labels"])],
         host,
     )
+    cgroup.reap_orphan_parents()
+    return removed
 
 
 def remove_run(run_id: str = owner.RUN_ID, host: str | None = None) -> int:
@@ -111,6 +114,7 @@ def _exit_hook() -> None:
             remove_run(host=host)
         except Exception:  # noqa: BLE001 - best effort at exit; the reaper is the backstop
             pass
+    cgroup.remove_own()
 
 
 def exit_on_sigterm() -> None:

@@ -37,7 +37,7 @@ from typing import Any, cast
 import docker.errors
 
 from toolgym.errors import ImageNotFound, SandboxCrashed
-from toolgym.sandbox import cleanup, owner
+from toolgym.sandbox import cgroup, cleanup, owner
 from toolgym.sandbox.base import AGENT_UID, PLATFORM_DIR, ExecResult
 from toolgym.sandbox.budget import MemoryBudget, global_budget, host_budget, host_memory_mb
 from toolgym.sandbox.channel import (
@@ -49,7 +49,7 @@ from toolgym.sandbox.channel import (
     python_argv,
     supervisor_config,
 )
-from toolgym.sandbox.docker_client import docker_client
+from toolgym.sandbox.docker_client import daemon_info, docker_client, is_local
 from toolgym.sandbox.spec import SERVICE_DIR, SandboxSpec
 from toolgym.sandbox.supervised import SupervisedSandbox
 
@@ -69,8 +69,10 @@ DROP_TO_IDLE = (
 _DOCKER_FRAME = struct.Struct(">BxxxL")
 
 
-def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str, Any]:
-    """The ``containers.run`` keyword arguments that enforce ``spec``'s isolation."""
+def container_options(spec: SandboxSpec, labels: Mapping[str, str],
+                      cgroup_parent: str | None = None) -> dict[str, Any]:
+    """The ``containers.run`` keyword arguments that enforce ``spec``'s isolation (in
+    ``cgroup_parent``, when given: see :mod:`toolgym.sandbox.cgroup`)."""
     lim = spec.limits
     mem = f"{lim.memory_mb}m"
     tmpfs = {
@@ -83,7 +85,8 @@ def container_options(spec: SandboxSpec, labels: Mapping[str, str]) -> dict[str,
         uid, gid = IDLE_USER.split(":")
         tmpfs[SERVICE_DIR] = f"rw,size=1m,mode=0755,uid={uid},gid={gid}"
         command = ["sh", "-c", '"$@" & exec sleep infinity', "service", *spec.service]
-    return {
+    options: dict[str, Any] = {"cgroup_parent": cgroup_parent} if cgroup_parent else {}
+    return options | {
         "command": python_argv("python3", DROP_TO_IDLE, *command),
         "init": True,
         "user": PLATFORM_USER,
@@ -168,7 +171,9 @@ class DockerSandbox(SupervisedSandbox):
         cls, spec: SandboxSpec | None = None, *, labels: Mapping[str, str] | None = None,
         host: str | None = None,
     ) -> DockerSandbox:
-        """Start a container for ``spec`` and its supervisor, on the daemon at ``host``.
+        """Start a container for ``spec`` and its supervisor, on the daemon at ``host``,
+        in this process's memory-capped parent cgroup where the daemon allows one
+        (:mod:`toolgym.sandbox.cgroup`).
 
         Raises:
             ImageNotFound: the image is not built.
@@ -179,7 +184,8 @@ class DockerSandbox(SupervisedSandbox):
         client = docker_client(host)
         all_labels = {**owner.labels(), "toolgym.image": spec.image, **(labels or {})}
         cleanup.register_exit_hook(host)
-        options = container_options(spec, all_labels)
+        parent = await asyncio.to_thread(_cgroup_parent, host)
+        options = container_options(spec, all_labels, parent)
 
         def start() -> Any:  # create + start: unlike run(), never tries to pull
             container = client.containers.create(spec.image, **options)
@@ -199,6 +205,8 @@ class DockerSandbox(SupervisedSandbox):
             # The thread goes on and will start the container: remove it when it does.
             starting.add_done_callback(_remove_when_started)
             raise
+        if parent is not None:
+            cgroup.confirm(parent, container.id)
         sandbox = cls(container, spec, host)
         try:
             await sandbox._ensure_channel()
@@ -308,13 +316,23 @@ class DockerBackend:
 
     def memory_budget(self) -> MemoryBudget:
         """The process-wide budget of this backend's Docker host."""
-        if self.host is None:
-            return global_budget()
-        return host_budget(f"Docker host {self.host}", self.host_memory_mb)
+        return memory_budget(self.host)
 
     def host_memory_mb(self) -> int:
         """The Docker host's memory."""
         return host_memory_mb(self.host)
+
+
+def memory_budget(host: str | None = None) -> MemoryBudget:
+    """The process-wide memory budget of the Docker host at ``host``."""
+    if host is None:
+        return global_budget()
+    return host_budget(f"Docker host {host}", lambda: host_memory_mb(host))
+
+
+def _cgroup_parent(host: str | None) -> str | None:
+    """The capped parent cgroup of this process's containers on ``host``, if it can have one."""
+    return cgroup.parent_for(memory_budget(host).limit_mb, daemon_info(host), is_local(host))
 
 
 def _remove(container: Any) -> None:

@@ -10,6 +10,7 @@ or the local socket names.
 from __future__ import annotations
 
 import functools
+import os
 
 import docker
 import docker.errors
@@ -37,3 +38,20 @@ def docker_client(host: str | None = None) -> docker.DockerClient:
         where = "" if host is None else f" at {host}"
         raise SandboxUnavailable(f"No Docker daemon answers{where} ({exc}). {START_HINT}") from exc
     return client
+
+
+@functools.cache
+def daemon_info(host: str | None = None) -> dict[str, object]:
+    """``docker info`` of the daemon at ``host``, asked once (memory, cgroup driver …)."""
+    return dict(docker_client(host).info())
+
+
+def is_local(host: str | None = None) -> bool:
+    """Whether the daemon at ``host`` runs on this machine (reached through a unix socket).
+
+    Example:
+        >>> is_local("unix:///var/run/docker.sock"), is_local("tcp://box:2375")
+        (True, False)
+    """
+    url = host if host is not None else os.environ.get("DOCKER_HOST", "")
+    return url == "" or url.startswith("unix://")

@@ -33,13 +33,10 @@ from dataclasses import dataclass
 from toolgym.errors import ConfigError, PoolExhausted, SandboxError
 from toolgym.sandbox.backends import SandboxBackend, get_backend
 from toolgym.sandbox.base import Sandbox
-from toolgym.sandbox.budget import MemoryBudget, check_against_host
+from toolgym.sandbox.budget import BUDGET_POLL_S, MemoryBudget, Reservation, check_against_host
 from toolgym.sandbox.spec import SandboxSpec
 
 log = logging.getLogger(__name__)
-
-BUDGET_POLL_S = 0.25
-"""How often a pool waiting for the global budget looks again (other pools free it)."""
 
 
 @dataclass(frozen=True)
@@ -102,8 +99,7 @@ class SandboxPool:
         self._cond: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
-        self._memory_mb = self.spec.limits.memory_mb
-        self._budgets: list[tuple[str, MemoryBudget]] = []
+        self._memory = Reservation([], self.spec.limits.memory_mb)
         self.events: Counter[str] = Counter()
         """created, recycled, health_failed, reset_failed, orphans_reaped, create_failed."""
 
@@ -116,7 +112,7 @@ class SandboxPool:
             ConfigError: a budget exceeds the host's memory, or cannot hold ``size``
                 sandboxes of this spec.
         """
-        self._budgets = await asyncio.to_thread(self._make_budgets)
+        self._memory = await asyncio.to_thread(self._make_reservation)
         self._cond = asyncio.Condition()
         if self.config.reap_orphans:
             self.events["orphans_reaped"] += await asyncio.to_thread(self.backend.reap_orphans)
@@ -195,7 +191,7 @@ class SandboxPool:
                         break
                     blocked = "max_size" if self.total >= self.config.max_size else None
                     if blocked is None:
-                        blocked = self._reserve_or_blocker()
+                        blocked = self._memory.try_reserve()
                         if blocked is None:
                             self._creating += 1
                             sandbox, since = None, 0.0
@@ -268,7 +264,8 @@ class SandboxPool:
             yield
             self._cond.notify_all()
 
-    def _make_budgets(self) -> list[tuple[str, MemoryBudget]]:
+    def _make_reservation(self) -> Reservation:
+        mb = self.spec.limits.memory_mb
         budgets = [("process-wide memory budget", self.backend.memory_budget())]
         if self.config.memory_budget_mb is not None:
             check_against_host(self.config.memory_budget_mb, "the pool's memory_budget_mb",
@@ -276,31 +273,19 @@ class SandboxPool:
             budgets.append(("pool's memory_budget_mb",
                             MemoryBudget(self.config.memory_budget_mb)))
         for what, budget in budgets:
-            if self.config.size * self._memory_mb > budget.limit_mb:
+            if self.config.size * mb > budget.limit_mb:
                 raise ConfigError(
                     f"The {what} ({budget.limit_mb} MiB) cannot hold size={self.config.size} "
-                    f"sandboxes of memory_mb={self._memory_mb}. Lower size or memory_mb, "
+                    f"sandboxes of memory_mb={mb}. Lower size or memory_mb, "
                     "or raise the budget."
                 )
-        return budgets
-
-    def _reserve_or_blocker(self) -> str | None:
-        """Reserve one sandbox's memory in every budget; else name the budget that is spent."""
-        taken: list[MemoryBudget] = []
-        for what, budget in self._budgets:
-            if not budget.try_reserve(self._memory_mb):
-                for done in taken:
-                    done.release(self._memory_mb)
-                return what
-            taken.append(budget)
-        return None
+        return Reservation(budgets, mb)
 
     def _reserve(self) -> bool:
-        return self._reserve_or_blocker() is None
+        return self._memory.try_reserve() is None
 
     def _unreserve(self) -> None:
-        for _, budget in self._budgets:
-            budget.release(self._memory_mb)
+        self._memory.release()
 
     async def _create(self, idle: bool = True) -> Sandbox:
         """Start one sandbox; ``_creating`` and its memory were already counted by the caller.

@@ -15,13 +15,18 @@ provider's caller names Docker. :func:`build_provider` makes the one a
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from toolgym.errors import ConfigError, SandboxError
 from toolgym.sandbox.backends import SandboxBackend, check_backend_name, get_backend
 from toolgym.sandbox.base import Sandbox
+from toolgym.sandbox.budget import Reservation
 from toolgym.sandbox.spec import SandboxSpec
+
+BUDGET_WAIT_S = 120.0
+"""How long :meth:`OnDemandSandboxes.acquire` without a timeout waits for memory."""
 
 
 @runtime_checkable
@@ -60,6 +65,10 @@ class OnDemandSandboxes:
     ``recycle`` is asked, it is ``tainted``, the reset fails, or ``reuse`` is off
     (a fresh sandbox for every episode). The env's provider when it is given none.
 
+    Each sandbox alive (handed out or spare) holds its memory cap in the
+    backend's process-wide budget, which every pool and provider of the process
+    shares (:mod:`toolgym.sandbox.budget`): past it, :meth:`acquire` waits.
+
     Example:
         >>> provider = OnDemandSandboxes(SandboxSpec(), backend="local")
         >>> provider.backend.name, provider.reuse
@@ -73,6 +82,7 @@ class OnDemandSandboxes:
         self.reuse = reuse
         self._spare: Sandbox | None = None
         self._out: set[Sandbox] = set()
+        self._memory: Reservation | None = None
 
     def __deepcopy__(self, memo: dict[int, object]) -> OnDemandSandboxes:
         """A provider of the same spec and backend holding none of this one's sandboxes
@@ -84,15 +94,30 @@ class OnDemandSandboxes:
         return self
 
     async def acquire(self, timeout: float | None = None) -> Sandbox:
-        """The spare sandbox if there is one, else a new one (``timeout`` bounds its start).
+        """The spare sandbox if there is one, else a new one once the memory budget has
+        room for it (``timeout`` bounds the wait and the start).
 
         Raises:
+            PoolExhausted: the process-wide memory budget stayed spent for ``timeout``
+                (default :data:`BUDGET_WAIT_S`).
+            ConfigError: one sandbox's memory cap is larger than the whole budget.
             SandboxError: the backend could not start one.
         """
         sandbox, self._spare = self._spare, None
         if sandbox is None:
-            start = self.backend.acreate(self.spec)
-            sandbox = await (start if timeout is None else asyncio.wait_for(start, timeout))
+            if self._memory is None:
+                budget = await asyncio.to_thread(self.backend.memory_budget)
+                self._memory = Reservation([("process-wide memory budget", budget)],
+                                           self.spec.limits.memory_mb)
+            deadline = time.monotonic() + (BUDGET_WAIT_S if timeout is None else timeout)
+            await self._memory.reserve(deadline - time.monotonic())
+            try:
+                start = self.backend.acreate(self.spec)
+                sandbox = await (start if timeout is None
+                                 else asyncio.wait_for(start, deadline - time.monotonic()))
+            except BaseException:
+                self._memory.release()
+                raise
         self._out.add(sandbox)
         return sandbox
 
@@ -109,7 +134,7 @@ class OnDemandSandboxes:
             else:
                 self._spare = sandbox
                 return
-        await sandbox.aclose()
+        await self._destroy(sandbox)
 
     async def aclose(self) -> None:
         """Destroy the spare and every sandbox handed out. Safe to call twice; a later
@@ -118,7 +143,15 @@ class OnDemandSandboxes:
         self._out.clear()
         self._spare = None
         await asyncio.shield(
-            asyncio.gather(*(sb.aclose() for sb in sandboxes), return_exceptions=True))
+            asyncio.gather(*(self._destroy(sb) for sb in sandboxes), return_exceptions=True))
+
+    async def _destroy(self, sandbox: Sandbox) -> None:
+        """Close ``sandbox`` and give its memory back to the budget."""
+        try:
+            await sandbox.aclose()
+        finally:
+            if self._memory is not None:
+                self._memory.release()
 
     async def __aenter__(self) -> OnDemandSandboxes:
         return await self.astart()
