@@ -15,6 +15,7 @@ what to do about it.
     │   ├── SandboxUnavailable      no Docker daemon / no isolation available
     │   ├── ImageNotFound           the sandbox image is not built
     │   ├── SandboxCrashed          infrastructure failure (container died, channel lost)
+    │   │   └── SandboxSlow         a platform step ran out of time (a loaded host, not a dead one)
     │   └── PoolExhausted           no sandbox free within the acquire timeout
     ├── ToolCallError
     │   ├── ParseError
@@ -94,6 +95,16 @@ class SandboxCrashed(SandboxError):
         self.sandbox_id = sandbox_id
         self.reason = reason
         super().__init__(f"Sandbox {sandbox_id[:12]} crashed: {reason}")
+
+
+class SandboxSlow(SandboxCrashed):
+    """A platform step in the sandbox (a browser start) did not finish in time, even retried.
+
+    Still an ``infra_error`` for the episode, but a sign of a loaded host, not of a
+    dead one: the rollout manager retries the episode and counts it (``infra_slow``)
+    without counting it toward ``max_infra_streak``, so a slow stretch does not
+    stop a run.
+    """
 
 
 class PoolExhausted(SandboxError):

@@ -7,6 +7,7 @@ per kind after the oracle's last action), to look at them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import struct
 from pathlib import Path
@@ -221,3 +222,59 @@ async def test_an_argument_too_long_for_the_driver_is_an_observation(env):
     assert "too long" in obs and len(obs) < 4096
     obs, *_ = await env.astep(render([("type", {"id": 1, "text": "fine"})])[0])
     assert "Page: /enter-text.html" in obs
+
+
+class GivenUpOnce:
+    """A real sandbox whose host gives up on the first browser start: the start really
+    runs (its driver and Chromium stay behind), then is reported as timed out, as when a
+    loaded host starts Chromium after the deadline. Every other call goes through."""
+
+    def __init__(self, sandbox) -> None:
+        self._sandbox = sandbox
+
+    def __getattr__(self, name: str):
+        return getattr(self._sandbox, name)
+
+    async def aexec(self, cmd, **kwargs):
+        result = await self._sandbox.aexec(cmd, **kwargs)
+        if "start" in cmd and not getattr(self, "gave_up", False):
+            self.gave_up = True
+            return dataclasses.replace(result, stdout="", timed_out=True)
+        return result
+
+
+@pytest.mark.docker
+async def test_a_browser_start_that_ran_late_is_retried_and_the_episode_runs(web_image):
+    """Under heavy load Chromium started past its timeout and the episode was an
+    infra_error; the start is retried (killing what the late one left) and the episode runs."""
+    from toolgym.envs.web.env import WebEnv
+
+    class LateFirstStart(WebEnv):
+        async def setup(self, sandbox, task):
+            await super().setup(GivenUpOnce(sandbox), task)
+
+    env = LateFirstStart()
+    try:
+        task = env.tasks.get("web-click-button-train-000")
+        obs, info = await env.areset(options={"task_id": task.id})
+        assert info["setup_retries"] >= 1 and "Page: /click-button.html" in obs
+        drivers = await env.sandbox.aexec("grep -l 'webdrive[r].py' /proc/[0-9]*/cmdline | wc -l")
+        assert drivers.stdout.strip() == "1", "the late start's driver was not stopped"
+        for action in env.oracle_actions(task):
+            obs, reward, terminated, truncated, info = await env.astep(action)
+        assert (reward, info["outcome"]) == (1.0, Outcome.SUCCESS)
+    finally:
+        await env.aclose()
+
+
+@pytest.mark.docker
+async def test_a_browser_start_late_on_every_try_is_a_slow_platform_not_a_crash(web_image):
+    from toolgym.envs.web import driver
+    from toolgym.envs.web.env import WEB_SANDBOX
+    from toolgym.errors import SandboxSlow
+    from toolgym.sandbox.docker import DockerSandbox
+
+    async with await DockerSandbox.acreate(WEB_SANDBOX) as sb:
+        with pytest.raises(SandboxSlow, match="timed out"):
+            await driver.start(GivenUpOnce(sb), page_url("click-button", {"target": 0}),
+                               attempts=1)

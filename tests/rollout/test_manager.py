@@ -11,7 +11,7 @@ import pytest
 
 from toolgym.agents.base import AgentBase, AgentTurn, Conversation
 from toolgym.envs.latency import LatencyEnv
-from toolgym.errors import ConfigError, ToolgymError
+from toolgym.errors import ConfigError, InfrastructureFailing, ToolgymError
 from toolgym.rollout import RolloutConfig, RolloutManager
 
 
@@ -177,3 +177,27 @@ async def test_a_platform_that_keeps_failing_stops_training_instead_of_hanging()
                              VersionedAgent())
     assert [t.outcome for t in [t async for t in manager.run(["t1", "t2"])]] == ["success"] * 2
     LatencyEnv.failures_left = 0
+
+
+async def test_a_slow_host_is_retried_and_counted_but_never_stops_the_run():
+    """Under load, browser starts ran out of time episode after episode and the streak meant
+    for a dead daemon stopped the run; slow attempts are retried and counted instead."""
+    LatencyEnv.slow_resets_left = 12
+    manager = RolloutManager(config(max_infra_streak=3, max_infra_retries=2, group_size=1,
+                                    concurrency=1), VersionedAgent())
+    try:
+        trajs = [t async for t in manager.run([f"t{i}" for i in range(6)])]
+    finally:
+        LatencyEnv.slow_resets_left = 0
+    # 12 slow attempts in a row, 4 times the streak: the run went on
+    assert manager.stats["infra_slow"] == 12 and manager.stats["episode_errors"] == 0
+    assert trajs and all(t.outcome == "success" for t in trajs)
+    # the streak still stops a platform that fails for good
+    LatencyEnv.failures_left = 10**6
+    manager = RolloutManager(config(max_infra_streak=3, group_size=1, concurrency=1),
+                             VersionedAgent())
+    try:
+        with pytest.raises(InfrastructureFailing):
+            await manager.episode("t0")
+    finally:
+        LatencyEnv.failures_left = 0

@@ -251,6 +251,11 @@ def _print_summary(summary: Any, out: Path) -> None:
         table.add_row(f"pass@{k}", f"{value:.3f}  ({summary.pass_at_k_tasks[k]} tasks)")
     for outcome, count in summary.outcomes.items():
         table.add_row(outcome + (" (not scored)" if outcome == "infra_error" else ""), str(count))
+    stats = summary.extra.get("rollout_stats", {})
+    for key, label in (("infra_slow", "attempts that ran out of time (retried)"),
+                       ("setup_retries", "set-up steps retried (slow starts)")):
+        if stats.get(key):
+            table.add_row(label, str(stats[key]))
     console.print(table)
     if not summary.complete:
         console.print("[yellow]incomplete[/yellow]: some (task, sample) pairs have no result; "

@@ -33,7 +33,7 @@ from toolgym.envs.outcome import Outcome, Score
 from toolgym.envs.spaces import AnyText
 from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task, TaskSource
-from toolgym.errors import SandboxError, ToolgymError
+from toolgym.errors import SandboxError, SandboxSlow, ToolgymError
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.provider import OnDemandSandboxes, SandboxProvider
 from toolgym.sandbox.spec import SandboxSpec
@@ -166,10 +166,17 @@ class ToolEnv(AsyncTextEnv):
         self.tool_counts: Counter[str] = Counter()
         self._done = True
         self._suspect = False
+        self.setup_retries = 0
+        """Steps :meth:`setup` had to try again this episode (reported in reset's info)."""
 
     # ------------------------------------------------------------- hooks
     async def setup(self, sandbox: Sandbox, task: Task) -> None:
-        """Prepare a clean sandbox for ``task`` (write its files …). Default: nothing."""
+        """Prepare a clean sandbox for ``task`` (write its files …). Default: nothing.
+
+        A step that may fail on a loaded host is retried here, counted in
+        ``self.setup_retries``; one that runs out of time for good raises
+        :class:`~toolgym.errors.SandboxSlow`.
+        """
 
     def extract_answer(self, text: str) -> str:
         """The part of the final message the verifier scores. Default: all of it."""
@@ -223,13 +230,17 @@ class ToolEnv(AsyncTextEnv):
         self.turn = 0
         self.tool_counts = Counter()
         self.sandbox = await self._clean_sandbox()
+        self.setup_retries = 0
         await self.setup(self.sandbox, self.task)
         prompt = self.task_prompt(self.task)
         self.messages = (
             [{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
         self.messages.append({"role": "user", "content": prompt})
         self._done = False
-        return prompt, self._info(new=list(self.messages))
+        info = self._info(new=list(self.messages))
+        if self.setup_retries:
+            info["setup_retries"] = self.setup_retries
+        return prompt, info
 
     def _pick_task(self, options: dict[str, Any]) -> Task:
         if "task_id" in options:
@@ -267,7 +278,7 @@ class ToolEnv(AsyncTextEnv):
             self._suspect = True
             raise
         except (SandboxError, OSError) as exc:
-            return self._end_infra(f"sandbox failed: {exc!r}")
+            return self._end_infra(f"sandbox failed: {exc!r}", slow=isinstance(exc, SandboxSlow))
 
     async def _run_tools(self, parsed: ParsedCalls,
                          message: Message) -> Step:
@@ -299,17 +310,20 @@ class ToolEnv(AsyncTextEnv):
                 await self.sandbox.areset()
             score = await self.verifier.score(self.sandbox, self.task, self.extract_answer(action))
         except (SandboxError, OSError) as exc:
-            return self._end_infra(f"sandbox failed during verification: {exc!r}")
+            return self._end_infra(f"sandbox failed during verification: {exc!r}",
+                                   slow=isinstance(exc, SandboxSlow))
         except Exception as exc:  # noqa: BLE001 - a crashing verifier must not score 0
             return self._end_infra(f"verifier crashed: {exc!r}")
         self._done = True
         info = self._info(new=[], turn_reward=score.reward, outcome=score.outcome, score=score)
         return "", score.reward, True, False, info
 
-    def _end_infra(self, error: str) -> Step:
+    def _end_infra(self, error: str, *, slow: bool = False) -> Step:
         self._done = True
         self._suspect = True
         info = self._info(new=[], turn_reward=0.0, outcome=Outcome.INFRA_ERROR, error=error)
+        if slow:
+            info["infra_slow"] = True
         return "", 0.0, False, True, info
 
     def _info(self, *, new: list[Message], outcome: Outcome | None = None,

@@ -4,6 +4,11 @@ It sits beneath what those are about (scheduling, staleness, retries,
 throughput), like Gymnasium's ``GenericTestEnv``. Each step sleeps a latency
 with a long tail (``tail_s`` with probability ``tail_p``), like real tools; the
 answer "good" succeeds. Importing this module registers ``toolgym-test/Latency-v0``.
+
+Faults are injected through class-level counters shared by every instance a
+manager makes: ``failures_left`` steps end in ``infra_error``, and
+``slow_resets_left`` resets raise :class:`~toolgym.errors.SandboxSlow` (a
+set-up step that ran out of time on a loaded host).
 """
 
 from __future__ import annotations
@@ -18,12 +23,14 @@ from toolgym.envs.outcome import Outcome
 from toolgym.envs.spaces import AnyText
 from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import ListTaskSource, Task
+from toolgym.errors import SandboxSlow
 
 
 class LatencyEnv(gymnasium.Env[str, str]):
     """Episodes of ``turns`` steps; ``infra_failures`` first episodes end in infra_error."""
 
     failures_left = 0  # class-level: shared by every instance the manager makes
+    slow_resets_left = 0
 
     def __init__(
         self, latency_s: float = 0.0, tail_s: float = 0.0, tail_p: float = 0.0, turns: int = 2,
@@ -38,6 +45,9 @@ class LatencyEnv(gymnasium.Env[str, str]):
 
     async def areset(self, *, seed: int | None = None,
                      options: dict[str, Any] | None = None) -> tuple[str, StepInfo]:
+        if LatencyEnv.slow_resets_left > 0:
+            LatencyEnv.slow_resets_left -= 1
+            raise SandboxSlow("latency-stub", "the stub's set-up ran out of time")
         self.task = self.tasks.get((options or {}).get("task_id", "t0"))
         self.step_count = 0
         self.messages: list[Message] = [{"role": "user", "content": self.task.prompt}]

@@ -54,6 +54,11 @@ class StepInfo(TypedDict):
     """The verifier's judgement, on the final step."""
     error: NotRequired[str]
     """What went wrong, on an ``infra_error`` step."""
+    infra_slow: NotRequired[bool]
+    """On an ``infra_error`` step: a platform step ran out of time (a loaded host, not a
+    dead one; :class:`~toolgym.errors.SandboxSlow`), so the run goes on."""
+    setup_retries: NotRequired[int]
+    """On reset: set-up steps that failed or ran late and were tried again (a browser start)."""
     truncated_by: NotRequired[str]
     """``"turns"`` or ``"tokens"``: the :class:`~toolgym.envs.wrappers.Budget` limit hit."""
     attempt_failed: NotRequired[bool]

@@ -52,6 +52,8 @@ async def run_episode(
     obs, info = await env.areset(seed=seed, options=options)
     env_s += time.perf_counter() - t0
     traj = Trajectory(env_id=_env_id(env), task_id=info["task_id"], seed=seed, group_id=group_id)
+    if info.get("setup_retries"):
+        traj.info["setup_retries"] = info["setup_retries"]
     tools = info["tools"]
     prompt = IncrementalPrompt(chat, info["messages"], tools) if chat else None
     pending_prompt = prompt.prompt_token_ids if prompt else []
@@ -91,6 +93,8 @@ async def run_episode(
             traj.final_reward = float(reward)
             if "error" in info:
                 traj.info["error"] = info["error"]
+            if info.get("infra_slow"):
+                traj.info["infra_slow"] = True
             if "score" in info:
                 traj.info["score"] = dict(info["score"].details)
             break

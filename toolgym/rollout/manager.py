@@ -9,6 +9,12 @@ queue tagged with the policy version that produced them, and
 :meth:`RolloutManager.get_batch` drops (or, per config, keeps for importance
 weighting) groups older than ``max_staleness`` versions. Infrastructure
 failures are retried a few times, then dropped and counted: never scored 0.
+
+A run stops (:class:`~toolgym.errors.InfrastructureFailing`) after
+``max_infra_streak`` platform failures in a row: a daemon that is gone. A
+platform step that only ran out of time (:class:`~toolgym.errors.SandboxSlow`,
+a loaded host) is retried and counted as ``infra_slow`` but is no part of that
+streak, so a slow stretch never ends a run.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from typing import Any
 from toolgym.agents.base import Agent
 from toolgym.agents.templates import ChatTokenizer
 from toolgym.envs.factory import EnvFactory
-from toolgym.errors import ConfigError, InfrastructureFailing, ReplayDiverged
+from toolgym.errors import ConfigError, InfrastructureFailing, ReplayDiverged, SandboxSlow
 from toolgym.rollout.episode import run_episode
 from toolgym.rollout.replay import PrefixAgent, check_prefix
 from toolgym.rollout.trajectory import Trajectory
@@ -58,7 +64,8 @@ class RolloutConfig:
     """Retries of an episode that ended in ``infra_error``, before it is dropped."""
     max_infra_streak: int | None = 32
     """Episode attempts in a row that end in ``infra_error`` (or crash) before the run
-    stops with :class:`~toolgym.errors.InfrastructureFailing`; null: never stop."""
+    stops with :class:`~toolgym.errors.InfrastructureFailing`; null: never stop. Attempts
+    that only ran out of time (a loaded host) neither count nor break the streak."""
     max_staleness: int = 1
     """Groups produced more than this many policy versions ago are stale."""
     stale: str = "drop"
@@ -133,8 +140,9 @@ class RolloutManager:
         self.on_trajectory = on_trajectory
         self.policy_version = 0
         self.stats: Counter[str] = Counter()
-        """episodes, success, infra_retries, infra_dropped, agent_errors, timeouts,
-        stale_dropped, aborted, action_tokens."""
+        """episodes, success, infra_retries, infra_dropped, infra_slow (attempts that ran out
+        of time), setup_retries (set-up steps retried inside episodes), agent_errors,
+        timeouts, stale_dropped, aborted, action_tokens."""
         self._slots = asyncio.Semaphore(config.concurrency)
         self._infra_streak = 0
         self._queue: asyncio.Queue[list[Trajectory]] | None = None
@@ -213,6 +221,10 @@ class RolloutManager:
                 except TimeoutError:
                     self.stats["timeouts"] += 1
                     return None
+                except SandboxSlow as exc:  # at reset: a loaded host, not a broken one
+                    log.warning("episode of %s: %s", task_id, exc)
+                    self.stats["infra_slow"] += 1
+                    continue
                 except Exception as exc:  # a bug below us must not stop the other episodes
                     log.exception("episode of %s crashed", task_id)
                     self.stats["episode_errors"] += 1
@@ -223,7 +235,10 @@ class RolloutManager:
             if traj.outcome != "infra_error":
                 self._infra_streak = 0
                 return traj
-            self._infra_failed(str(traj.info.get("error", "infra_error")))
+            if traj.info.get("infra_slow"):
+                self.stats["infra_slow"] += 1
+            else:
+                self._infra_failed(str(traj.info.get("error", "infra_error")))
             retrying = attempt < self.config.max_infra_retries
             self.stats["infra_retries" if retrying else "infra_dropped"] += 1
         return None
@@ -238,6 +253,7 @@ class RolloutManager:
     def _count(self, traj: Trajectory) -> None:
         self.stats["episodes"] += 1
         self.stats["success"] += traj.outcome == "success"
+        self.stats["setup_retries"] += traj.info.get("setup_retries", 0)
         self.stats["agent_errors"] += traj.outcome == "agent_error"
         self.stats["action_tokens"] += traj.num_action_tokens
         if self.on_trajectory is not None:
@@ -280,9 +296,12 @@ class RolloutManager:
                     groups.add(task)
                     task.add_done_callback(groups.discard)
                 done, _ = await asyncio.wait(groups, return_when=asyncio.FIRST_COMPLETED)
-                for task in done:  # a group that failed (InfrastructureFailing) ends production
-                    if not task.cancelled() and task.exception() is not None:
-                        raise task.exception()  # type: ignore[misc]
+                # A group that failed (InfrastructureFailing) ends production. Read every
+                # failure of the round: one left unread is logged at garbage collection.
+                failed = [exc for task in done if not task.cancelled()
+                          and (exc := task.exception()) is not None]
+                if failed:
+                    raise failed[0]
         finally:
             for task in groups:
                 task.cancel()

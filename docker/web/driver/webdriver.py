@@ -75,29 +75,34 @@ def key_event(name):
 class Browser:
     """One Chromium page, its task's query string, and the actions on it."""
 
-    def __init__(self, profile, width, height, url):
+    def __init__(self, profile, width, height, url, seconds=30.0):
+        """Launch Chromium and open ``url``; every step of it within ``seconds`` in all (a
+        loaded host starts Chromium slowly: the host scales ``seconds`` when it retries)."""
+        deadline = time.monotonic() + seconds
         self.cdp = launch(profile, width, height)
         parts = urllib.parse.urlsplit(url)
         self.query = parts.query
-        target = {"targetId": self._page_target(), "flatten": True}
-        self.session = self.cdp.send("Target.attachToTarget", target)["sessionId"]
-        self.send("Page.enable")
+        target = {"targetId": self._page_target(deadline), "flatten": True}
+        self.session = self.cdp.send("Target.attachToTarget", target,
+                                     timeout=_left(deadline))["sessionId"]
+        self.send("Page.enable", timeout=_left(deadline))
         self.send("Emulation.setDeviceMetricsOverride",
-                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False})
-        self.navigate(url)
+                  {"width": width, "height": height, "deviceScaleFactor": 1, "mobile": False},
+                  timeout=_left(deadline))
+        self.navigate(url, deadline)
 
     def send(self, method, params=None, timeout=10.0):
         return self.cdp.send(method, params, self.session, timeout)
 
-    def _page_target(self):
-        deadline = time.monotonic() + 20
+    def _page_target(self, deadline):
         while True:
-            pages = [t for t in self.cdp.send("Target.getTargets")["targetInfos"]
+            pages = [t for t in self.cdp.send("Target.getTargets",
+                                              timeout=_left(deadline))["targetInfos"]
                      if t["type"] == "page"]
             if pages:
                 return pages[0]["targetId"]
             if time.monotonic() > deadline:
-                raise CDPError("Chromium opened no page")
+                raise CDPError("Chromium opened no page in time: timed out")
             time.sleep(0.05)
 
     def evaluate(self, expression, await_promise=False):
@@ -129,13 +134,16 @@ class Browser:
             self.cdp.wait_event(started[-1], LOADED, timeout=10.0)
             self.evaluate(RAF, await_promise=True)
 
-    def navigate(self, url):
+    def navigate(self, url, deadline=None):
+        """Open ``url`` and wait for it (within ``deadline``, else the usual 15 + 10 s)."""
         since = self.cdp.mark()
-        reply = self.send("Page.navigate", {"url": url}, timeout=15.0)
+        reply = self.send("Page.navigate", {"url": url},
+                          timeout=15.0 if deadline is None else _left(deadline))
         if reply.get("errorText"):
             raise Refused(f"Cannot open the page: {reply['errorText']}")
         if reply.get("loaderId"):
-            self.cdp.wait_event(since, {"Page.loadEventFired"}, timeout=10.0)
+            self.cdp.wait_event(since, {"Page.loadEventFired"},
+                                timeout=10.0 if deadline is None else _left(deadline))
         self.settle(since)
 
     # ------------------------------------------------------------ actions
@@ -218,6 +226,11 @@ def handle(browser, req):
         return {"ok": False, "error": str(exc), "obs": browser.observe()}
 
 
+def _left(deadline):
+    """Seconds until ``deadline``, at least a tenth (so the timeout, not a zero wait, fires)."""
+    return max(0.1, deadline - time.monotonic())
+
+
 def _int(value):
     if isinstance(value, bool) or not isinstance(value, int):
         raise Refused(f"An element id is a number from the observation, not {value!r:.40}.")
@@ -264,8 +277,9 @@ def main():
     parser.add_argument("--url", required=True)
     parser.add_argument("--width", type=int, default=800)
     parser.add_argument("--height", type=int, default=600)
+    parser.add_argument("--seconds", type=float, default=30.0)
     args = parser.parse_args()
-    browser = Browser(args.profile, args.width, args.height, args.url)
+    browser = Browser(args.profile, args.width, args.height, args.url, args.seconds)
     serve(browser, args.socket)
 
 

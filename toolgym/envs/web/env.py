@@ -104,9 +104,11 @@ class WebEnv(ToolEnv):
         self._page = ""
 
     async def setup(self, sandbox: Sandbox, task: Task) -> None:
-        """Start the episode's browser driver on the task's page."""
+        """Start the episode's browser driver on the task's page (retried when the browser
+        starts late: a loaded host; see :func:`.driver.start`)."""
         reply = await driver.start(sandbox, task.data["url"], width=self.size[0],
                                    height=self.size[1])
+        self.setup_retries += reply["attempts"] - 1
         self._page = reply["obs"]
 
     async def areset(
