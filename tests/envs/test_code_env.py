@@ -181,3 +181,12 @@ async def test_turn_budget_truncates_in_both_paths():
 def test_unknown_env_id_suggests_the_right_one():
     with pytest.raises(UnknownEnv, match="Did you mean 'toolgym/HumanEval-v0'"):
         toolgym.envs.make("toolgym/HumanEvl-v0")
+
+
+async def test_a_large_legitimate_answer_still_scores_one(pool):
+    """The program reaches the harness on stdin, so no argv limit cuts it: a correct
+    answer padded to 1 MiB (far past the 128 KiB one-argument limit) scores 1."""
+    task = humaneval_tasks().get("HumanEval/0")
+    padding = ("# " + "x" * 97 + "\n") * ((1 << 20) // 100)
+    rewards = await _score_all(pool, {task.id: task.data["reference_program"] + "\n" + padding})
+    assert rewards == {task.id: 1.0}

@@ -336,3 +336,18 @@ async def test_oracle_scores_1_and_wrong_scores_0_on_every_template(sql_spec):
 
         await asyncio.gather(*(worker() for _ in range(4)))
     assert {k: v for k, v in results.items() if v != (1.0, 0.0)} == {}
+
+
+@pytest.mark.docker
+async def test_a_long_legitimate_answer_still_scores_one(env):
+    """The caps that keep floods out (issue 16) must not cut a real answer: the gold query
+    with comments up to just under the 50,000-character limit scores 1; past it, 0."""
+    from toolgym.envs.sql.tool import MAX_QUERY_CHARS
+
+    task = env.tasks.get(env.tasks.ids()[0])
+    gold = task.data["gold"]
+    for size, want in ((MAX_QUERY_CHARS - 100, 1.0), (MAX_QUERY_CHARS + 100, 0.0)):
+        padded = gold + "\n" + "-- a long explanation\n" * ((size - len(gold)) // 22)
+        reward, outcome, _ = await run_actions(env, [answer(padded)],
+                                               options={"task_id": task.id})
+        assert (reward, outcome) == (want, Outcome.SUCCESS if want else Outcome.FAILURE), size
