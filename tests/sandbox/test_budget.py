@@ -49,6 +49,28 @@ async def test_pool_queues_past_its_own_budget_then_goes_on(spec):
         await pool.release(third)
 
 
+async def test_a_queue_for_a_busy_pool_outlasts_the_timeout_while_sandboxes_come_back(spec):
+    """A pool at its budget whose sandbox keeps serving episodes is a queue, not a fault:
+    ten episodes through one sandbox wait ~5 s in all, past the 4 s acquire timeout, and
+    none fails (the fresh-clone demo's sampled evaluation died of PoolExhausted this way,
+    64 episodes in flight on a host budget of 23 sandboxes)."""
+    config = PoolConfig(size=1, max_size=4, memory_budget_mb=256, acquire_timeout_s=4.0,
+                        reap_orphans=False)
+    async with SandboxPool(spec, config) as pool:  # 256 MiB sandboxes: one fits
+
+        async def episode() -> None:
+            sandbox = await pool.acquire()
+            await asyncio.sleep(0.5)
+            await pool.release(sandbox)
+
+        await asyncio.gather(*(episode() for _ in range(10)))
+        assert pool.events["created"] == 1
+        held = await pool.acquire()
+        with pytest.raises(PoolExhausted, match="pool's memory_budget_mb"):
+            await pool.acquire(timeout=0.3)  # nothing comes back: the timeout still holds
+        await pool.release(held)
+
+
 async def test_pools_of_a_process_share_the_global_budget(spec, global_512):
     config = PoolConfig(size=1, max_size=4, reap_orphans=False)
     async with SandboxPool(spec, config) as a, SandboxPool(spec, config) as b:

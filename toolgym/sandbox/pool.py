@@ -96,6 +96,8 @@ class SandboxPool:
         self._busy: set[Sandbox] = set()
         self._uses: dict[str, int] = {}
         self._creating = 0
+        self._changes = 0
+        """Times a sandbox came back, started or went (what :meth:`acquire` waits on)."""
         self._cond: asyncio.Condition | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -172,20 +174,27 @@ class SandboxPool:
     async def acquire(self, timeout: float | None = None) -> Sandbox:
         """Hand out a clean sandbox: a warm one at once, else a new one, else wait.
 
+        A caller waits as long as the pool makes progress: the ``timeout`` runs
+        from the last time a sandbox came back, started or went (a pool at its
+        ``max_size`` or memory budget whose sandboxes are busy with live episodes
+        is a queue, not a fault, however long the queue is).
+
         Raises:
-            PoolExhausted: none became free within ``timeout`` (default
-                ``config.acquire_timeout_s``).
+            PoolExhausted: no sandbox came free, started or went for ``timeout``
+                seconds (default ``config.acquire_timeout_s``).
         """
         if self._cond is None or self._closed:
             raise SandboxError(
                 "pool is not started (use `async with pool` or `await pool.astart()`)"
             )
         timeout = self.config.acquire_timeout_s if timeout is None else timeout
-        deadline = time.monotonic() + timeout
+        deadline, seen = time.monotonic() + timeout, self._changes
         sandbox: Sandbox | None
         while True:
             async with self._cond:
                 while True:
+                    if self._changes != seen:  # the pool moved: wait on from now
+                        deadline, seen = time.monotonic() + timeout, self._changes
                     if self._idle:
                         sandbox, since = self._idle.pop()
                         break
@@ -262,6 +271,7 @@ class SandboxPool:
         assert self._cond is not None
         async with self._cond:
             yield
+            self._changes += 1
             self._cond.notify_all()
 
     def _make_reservation(self) -> Reservation:
