@@ -24,7 +24,7 @@ from toolgym.envs.code.env import CodeEnv
 from toolgym.envs.registration import make_async
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
 from toolgym.sandbox.spec import SandboxSpec
-from toolgym.tools import PythonTool, render_tool_call
+from toolgym.tools import PythonTool, ToolContext, render_tool_call
 from toolgym.tools.call import ToolCall
 
 CALL = render_tool_call(ToolCall("python", {"code": "print(1)"}))
@@ -40,13 +40,13 @@ async def step_overhead(n: int = 100) -> None:
     await env.areset(seed=0)
     sb, tool = env.sandbox, PythonTool()
     raw_exec, raw_tool, steps = [], [], []
-    await tool(sb, code="print(1)")
+    await tool(ToolContext(sb), code="print(1)")
     for _ in range(n):
         t = time.perf_counter()
         await sb.aexec(["python3", "-c", "print(1)"])
         raw_exec.append(time.perf_counter() - t)
         t = time.perf_counter()
-        await tool(sb, code="print(1)")
+        await tool(ToolContext(sb), code="print(1)")
         raw_tool.append(time.perf_counter() - t)
         t = time.perf_counter()
         await env.astep(CALL)
@@ -82,7 +82,7 @@ async def _sweep_once(env_id: str, spec: SandboxSpec, c: int,
     rewards: list[float] = []
     steps: dict[str, list[float]] = defaultdict(list)
     async with SandboxPool(spec, PoolConfig(size=min(c, 16), max_size=c)) as pool:
-        envs = [make_async(env_id, pool=pool) for _ in range(c)]
+        envs = [make_async(env_id, provider=pool) for _ in range(c)]
         ids = list(envs[0].unwrapped.tasks.ids())
         start = time.perf_counter()
 

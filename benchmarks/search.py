@@ -22,6 +22,7 @@ from toolgym.envs.search.tasks import IMAGE, search_tasks
 from toolgym.envs.search.tool import open_tool, search_tool
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.tools import ToolContext
 
 
 def _row(name: str, samples: list[float]) -> str:
@@ -40,11 +41,11 @@ async def first_search(spec: SandboxSpec, queries: list[str], colds: int) -> lis
     sandbox = await DockerSandbox.acreate(spec)
     cold = []
     try:
-        await search(sandbox, query=queries[-1])  # the resident server is up
+        await search(ToolContext(sandbox), query=queries[-1])  # the resident server is up
         for i in range(colds):
             await sandbox.areset()
             start = time.perf_counter()
-            await search(sandbox, query=queries[i])
+            await search(ToolContext(sandbox), query=queries[i])
             cold.append(time.perf_counter() - start)
     finally:
         await sandbox.aclose()
@@ -61,14 +62,14 @@ async def tool_latency(n: int = 100, colds: int = 10) -> None:
     sandbox = await DockerSandbox.acreate(search_sandbox(IMAGE))
     warm, opened = [], []
     try:
-        await search(sandbox, query=queries[0])
+        await search(ToolContext(sandbox), query=queries[0])
         for i in range(n):
             start = time.perf_counter()
-            await search(sandbox, query=queries[(i * 7) % len(queries)])
+            await search(ToolContext(sandbox), query=queries[(i * 7) % len(queries)])
             warm.append(time.perf_counter() - start)
             doc_id, page = docs[(i * 13) % len(docs)]
             start = time.perf_counter()
-            await open_doc(sandbox, doc_id=doc_id, page=page)
+            await open_doc(ToolContext(sandbox), doc_id=doc_id, page=page)
             opened.append(time.perf_counter() - start)
     finally:
         await sandbox.aclose()
@@ -87,7 +88,7 @@ async def oracle(episodes: int, concurrency: int, spec: SandboxSpec) -> tuple[in
         Episodes run, episodes per minute, the median time per env call in seconds.
     """
     async with SandboxPool(spec, PoolConfig(size=concurrency, max_size=concurrency)) as pool:
-        envs = [SearchEnv(pool=pool) for _ in range(concurrency)]
+        envs = [SearchEnv(provider=pool) for _ in range(concurrency)]
         ids = envs[0].tasks.ids()
         queue = [ids[i % len(ids)] for i in range(episodes)]
         rewards: list[float] = []

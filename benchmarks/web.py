@@ -50,7 +50,7 @@ async def sweep(task_ids: list[str], concurrency: int) -> tuple[float, list[floa
     rewards: list[float] = []
     steps: dict[str, list[float]] = defaultdict(list)
     async with SandboxPool(WEB_SANDBOX, PoolConfig(size=concurrency, max_size=concurrency)) as pool:
-        envs = [make_async(ENV_ID, pool=pool) for _ in range(concurrency)]
+        envs = [make_async(ENV_ID, provider=pool) for _ in range(concurrency)]
         todo = list(reversed(task_ids))
         start = time.perf_counter()
 

@@ -41,6 +41,7 @@ from toolgym.envs.calc.tasks import split_of
 from toolgym.envs.checker import check_env
 from toolgym.errors import ConfigError
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
+from toolgym.tools import ToolContext
 
 ENV_ID = "toolgym/Calculator-v0"
 SPEC = SandboxSpec(image=IMAGE)
@@ -296,7 +297,7 @@ async def test_calc_tool_in_the_sandbox_refuses_code_and_bombs(sandbox):
     calc = calc_tool(timeout_s=5.0)
     for expression in MALICIOUS + BOMBS:
         start = time.perf_counter()
-        result = await calc(sandbox, expression=expression)
+        result = await calc(ToolContext(sandbox), expression=expression)
         assert result.error and result.text.startswith("Error: "), (expression, result)
         assert result.text == calculate(expression)
         assert time.perf_counter() - start < 3.0
@@ -311,13 +312,13 @@ async def test_sandbox_tool_prints_what_the_host_computes(sandbox):
                    "(", "2 ** 0.5", "-7 % 3", "10**99", "-" * 199 + "1"]
     expressions += [t.data["expression"] for t in list(calc_tasks())[::300]]
     for expression in expressions:
-        result = await calc(sandbox, expression=expression)
+        result = await calc(ToolContext(sandbox), expression=expression)
         assert result.text == calculate(expression), expression
 
 
 @pytest.mark.docker
 async def test_calc_time_limit_is_an_observation(sandbox):
-    result = await calc_tool(timeout_s=0.001)(sandbox, expression="347 * 29")
+    result = await calc_tool(timeout_s=0.001)(ToolContext(sandbox), expression="347 * 29")
     assert result.timed_out and "timed out" in result.text
 
 
@@ -391,7 +392,7 @@ async def test_many_episodes_on_a_pool(pool):
     source = calc_tasks().split("test")
 
     async def worker(ids: list[str]) -> list[float]:
-        env = CalculatorEnv(split="test", pool=pool)
+        env = CalculatorEnv(split="test", provider=pool)
         rewards = []
         try:
             for task_id in ids:

@@ -25,9 +25,9 @@ HUMANEVAL = ["HumanEval/0", "HumanEval/32", "HumanEval/53"]
 
 @pytest.fixture
 async def envs(pool):
-    made = {"humaneval": CodeEnv("humaneval", pool=pool),
-            "generated": CodeEnv("generated", pool=pool),
-            "retry": CodeRetryEnv("generated", max_attempts=3, pool=pool)}
+    made = {"humaneval": CodeEnv("humaneval", provider=pool),
+            "generated": CodeEnv("generated", provider=pool),
+            "retry": CodeRetryEnv("generated", max_attempts=3, provider=pool)}
     yield made
     for env in made.values():
         await env.aclose()

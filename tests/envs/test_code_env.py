@@ -31,7 +31,7 @@ async def _score_all(pool, programs: dict[str, str]) -> dict[str, float]:
     queue = list(programs.items())
 
     async def worker() -> None:
-        env = CodeEnv("humaneval", pool=pool)
+        env = CodeEnv("humaneval", provider=pool)
         try:
             while queue:
                 task_id, program = queue.pop()
@@ -106,7 +106,7 @@ def fuzz_env():
 
 
 async def test_close_returns_the_sandbox_to_the_pool(pool):
-    env = CodeEnv("humaneval", pool=pool)
+    env = CodeEnv("humaneval", provider=pool)
     await env.areset(seed=3)
     assert pool.in_use == 1
     await env.aclose()

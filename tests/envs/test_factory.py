@@ -41,8 +41,6 @@ def test_refuses_unknown_ids_and_two_sandbox_sources():
         EnvFactory("toolgym/Calculater-v0")
     with pytest.raises(ConfigError, match="not both"):
         EnvFactory(CALC, sandbox=SandboxConfig(), provider=OnDemandSandboxes())
-    with pytest.raises(ConfigError, match="provider="):
-        EnvFactory(CALC, pool=OnDemandSandboxes())
 
 
 def test_the_sandbox_section_loads_from_config_and_is_checked():
@@ -82,14 +80,14 @@ async def test_rollout_manager_runs_on_the_configured_backend_and_closes_its_poo
     manager = RolloutManager(config, agent)
     ids = manager.envs.task_ids("test")[:4]
     trajs = [t async for t in manager.run(ids)]
-    pool = manager.pool
+    pool = manager.provider
     assert isinstance(pool, SandboxPool) and pool.backend.name == "local"
     assert pool.config.size == 3 and pool.config.max_size == 3
     assert sorted(t.task_id for t in trajs) == sorted(ids)
     assert {t.outcome for t in trajs} == {"success"}
     await manager.aclose()
     await agent.aclose()
-    assert manager.pool is None and pool.total == 0
+    assert manager.provider is None and pool.total == 0
 
 
 @needs_bwrap

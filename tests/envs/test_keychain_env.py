@@ -8,6 +8,7 @@ import gymnasium
 import pytest
 
 from toolgym.envs import make_async
+from toolgym.envs.base import ToolEnv
 from toolgym.envs.checker import check_env
 from toolgym.envs.keychain import (
     KEYS,
@@ -20,8 +21,11 @@ from toolgym.envs.keychain import (
 )
 from toolgym.envs.keychain.demos import call
 from toolgym.envs.keychain.env import KeyChainEnv
+from toolgym.envs.keychain.tool import GetTool
+from toolgym.envs.keychain.verifier import DigitVerifier
 from toolgym.envs.outcome import Outcome
 from toolgym.errors import ConfigError, ToolgymError
+from toolgym.tools import BashTool, ToolSet
 
 ENV_ID = "toolgym/KeyChain-v0"
 
@@ -193,3 +197,17 @@ async def test_native_tool_calls_are_answered_with_their_ids_and_the_episode_sco
     *_, info = await env.astep({"role": "assistant", "content": task.data["answer"]})
     assert info["outcome"] == Outcome.SUCCESS
     await env.aclose()
+
+
+async def test_keychain_is_a_plain_tool_env_without_sandboxes():
+    """KeyChain-v0 is ToolEnv(sandbox=None): no provider, no sandbox, its tool reads the task
+    through the context; a tool that needs a sandbox is refused in such an env up front."""
+    env = KeyChainEnv(split="train")
+    assert isinstance(env, ToolEnv) and env.provider is None and env.sandbox_spec is None
+    _, info = await env.areset(seed=0)
+    assert env.sandbox is None and env.context.task is env.task
+    obs, *_ = await env.astep(call(env.task.data["start"]))
+    assert obs.startswith(f"{env.task.data['start']} -> ")
+    await env.aclose()
+    with pytest.raises(ConfigError, match=r"holds no sandbox .* tools \['bash'\] need one"):
+        ToolEnv(env.tasks, ToolSet([GetTool(), BashTool()]), DigitVerifier(), sandbox=None)

@@ -33,6 +33,7 @@ from toolgym.envs.search.tool import format_error, format_page, format_results
 from toolgym.envs.search.verifier import MAX_ANSWER_CHARS
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
+from toolgym.tools import ToolContext
 
 ENV_ID = "toolgym/Search-v0"
 IMAGE_DIR = Path(__file__).resolve().parents[2] / "docker" / "search"
@@ -220,36 +221,36 @@ def test_tasks_come_out_of_the_image_with_checked_answers(search_image):
 @pytest.mark.docker
 async def test_search_returns_the_gold_document(sandbox):
     search = search_tool()
-    result = await search(sandbox, query=DOG, k=5)
+    result = await search(ToolContext(sandbox), query=DOG, k=5)
     assert not result.error
     ids = [line.split(". ", 1)[1].split(" ")[0] for line in result.text.splitlines()
            if line[:1].isdigit()]
     assert len(ids) == 5 and {"domestic_dog", "canis_familiaris"} <= set(ids[:2])
     assert "domesticated by man since prehistoric times" in result.text
-    none = await search(sandbox, query="qqqzzzxxy vvvwwwkk", k=3)
+    none = await search(ToolContext(sandbox), query="qqqzzzxxy vvvwwwkk", k=3)
     assert none.text.startswith("No documents match")
-    bad = await search(sandbox, query="dog", k=0)
+    bad = await search(ToolContext(sandbox), query="dog", k=0)
     assert bad.error and "between 1 and 20" in bad.text
 
 
 @pytest.mark.docker
 async def test_open_pages_a_long_document(sandbox):
     open_doc = open_tool()
-    first = await open_doc(sandbox, doc_id="break")
+    first = await open_doc(ToolContext(sandbox), doc_id="break")
     header = first.text.splitlines()[0]
     assert header.startswith("[break] page 1 of ")
     assert '[more: open("break", page=2)]' in first.text
     pages = int(header.rsplit(" ", 1)[1])
     assert pages >= 5 and "#1 (noun) some abrupt occurrence" in first.text
-    last = await open_doc(sandbox, doc_id="break", page=pages)
+    last = await open_doc(ToolContext(sandbox), doc_id="break", page=pages)
     assert "#75 (verb)" in last.text and "[more:" not in last.text
-    texts = [first.text] + [(await open_doc(sandbox, doc_id="break", page=p)).text
+    texts = [first.text] + [(await open_doc(ToolContext(sandbox), doc_id="break", page=p)).text
                             for p in range(2, pages + 1)]
     senses = [line for text in texts for line in text.splitlines() if line.startswith("#")]
     assert [s.split(" ")[0] for s in senses] == [f"#{i}" for i in range(1, 76)]
-    beyond = await open_doc(sandbox, doc_id="break", page=pages + 1)
+    beyond = await open_doc(ToolContext(sandbox), doc_id="break", page=pages + 1)
     assert beyond.error and f"has {pages} page(s)" in beyond.text
-    same = await open_doc(sandbox, doc_id="  Domestic Dog ")
+    same = await open_doc(ToolContext(sandbox), doc_id="  Domestic Dog ")
     assert same.text.startswith("[domestic_dog] page 1 of 1")
 
 
@@ -272,13 +273,13 @@ async def test_unknown_doc_id_is_an_observation(search_image):
 @pytest.mark.docker
 async def test_a_killed_index_server_is_restarted(sandbox):
     search = search_tool()
-    assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+    assert "domestic_dog" in (await search(ToolContext(sandbox), query=DOG)).text
     killed = await sandbox.aexec("pkill -9 -f '[s]earchd.py serve'; sleep 0.2; "
                                  "pgrep -fc '[s]earchd.py serve' || true")
     assert killed.stdout.strip() == "0"
-    assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+    assert "domestic_dog" in (await search(ToolContext(sandbox), query=DOG)).text
     await sandbox.areset()  # kills the server and wipes its socket
-    assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+    assert "domestic_dog" in (await search(ToolContext(sandbox), query=DOG)).text
 
 
 @pytest.mark.docker
@@ -295,7 +296,7 @@ async def test_the_resident_index_server_survives_the_agent_and_resets(search_im
         assert "Permission denied" in attack.stdout or "Read-only" in attack.stdout
         assert attack.stdout.strip().endswith("1")  # the service's server, still there
         for _ in range(2):  # an episode, a reset, the next episode
-            assert "domestic_dog" in (await search(sandbox, query=DOG)).text
+            assert "domestic_dog" in (await search(ToolContext(sandbox), query=DOG)).text
             assert (await sandbox.aexec(own_servers)).stdout.strip() == "0"
             await sandbox.areset()
     finally:
@@ -305,7 +306,7 @@ async def test_the_resident_index_server_survives_the_agent_and_resets(search_im
 @pytest.mark.docker
 async def test_concurrent_first_searches_start_one_server(sandbox):
     search = search_tool()
-    results = await asyncio.gather(*(search(sandbox, query=DOG) for _ in range(4)))
+    results = await asyncio.gather(*(search(ToolContext(sandbox), query=DOG) for _ in range(4)))
     assert all("domestic_dog" in r.text for r in results)
     count = await sandbox.aexec("pgrep -fc '[s]earchd.py serve'")
     assert count.stdout.strip() == "1"
@@ -331,7 +332,7 @@ async def test_multi_hop_oracle_reads_the_link_then_the_answer(search_image):
 @pytest.mark.docker
 async def test_oracle_succeeds_and_wrong_agent_fails_on_every_kind(search_image):
     async with SandboxPool(SandboxSpec(image=search_image), PoolConfig(size=4, max_size=4)) as pool:
-        envs = [SearchEnv(pool=pool) for _ in range(4)]
+        envs = [SearchEnv(provider=pool) for _ in range(4)]
         by_kind: dict[str, list[Task]] = collections.defaultdict(list)
         for t in envs[0].tasks:
             by_kind[t.metadata["kind"]].append(t)

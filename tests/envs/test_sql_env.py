@@ -322,7 +322,7 @@ async def test_oracle_scores_1_and_wrong_scores_0_on_every_template(sql_spec):
     async with SandboxPool(sql_spec, PoolConfig(size=4, max_size=4)) as pool:
 
         async def worker() -> None:
-            e = SQLEnv(pool=pool)
+            e = SQLEnv(provider=pool)
             try:
                 while queue:
                     task = queue.pop()

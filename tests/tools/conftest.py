@@ -1,4 +1,5 @@
-"""Fixtures of the tool tests: a host-process fake sandbox and the real Docker sandbox.
+"""Fixtures of the tool tests: a host-process fake sandbox and the real Docker sandbox,
+each also as the :class:`~toolgym.tools.ToolContext` a tool call gets.
 
 :class:`HostSandbox` runs commands as host subprocesses in a temporary dir. It
 serves the unit tests of code *above* the sandbox (schemas, parsing,
@@ -20,6 +21,7 @@ import pytest
 
 from toolgym.sandbox.base import Command, ExecResult, SyncMixin
 from toolgym.sandbox.docker import DockerSandbox, SandboxSpec
+from toolgym.tools import ToolContext
 
 
 class HostSandbox(SyncMixin):
@@ -102,3 +104,15 @@ async def docker_sandbox(python_image: str) -> AsyncIterator[object]:
     sandbox = await DockerSandbox.acreate(SandboxSpec(image=python_image))
     async with sandbox:
         yield sandbox
+
+
+@pytest.fixture
+def host_context(host_sandbox: HostSandbox) -> ToolContext:
+    """The fake sandbox as a tool call's context (no task)."""
+    return ToolContext(host_sandbox)
+
+
+@pytest.fixture
+def docker_context(docker_sandbox: DockerSandbox) -> ToolContext:
+    """The Docker sandbox as a tool call's context (no task)."""
+    return ToolContext(docker_sandbox)

@@ -11,7 +11,7 @@ from toolgym.tools import FunctionTool, Tool, ToolResult, ToolStatus, tool
 
 
 @tool
-async def scale(sandbox, x: float, factor: int = 2, unit: Literal["m", "cm"] = "m") -> str:
+async def scale(context, x: float, factor: int = 2, unit: Literal["m", "cm"] = "m") -> str:
     """Multiply a length.
 
     The result keeps the unit.
@@ -47,38 +47,38 @@ def test_decorator_builds_the_openai_function_schema():
     assert scale.__name__ == "scale" and "Multiply" in scale.__doc__
 
 
-async def test_call_validates_then_runs_and_wraps_strings(host_sandbox):
-    result = await scale(host_sandbox, x=2, factor=3)
+async def test_call_validates_then_runs_and_wraps_strings(host_context):
+    result = await scale(host_context, x=2, factor=3)
     assert result == ToolResult("6.0 m")  # the int 2 arrived as the float 2.0
     assert result.status is ToolStatus.OK
     with pytest.raises(BadArguments, match="`factor` must be int"):
-        await scale(host_sandbox, x=1.0, factor="3")
+        await scale(host_context, x=1.0, factor="3")
 
 
-async def test_decorator_with_options_and_tool_result_return(host_sandbox):
+async def test_decorator_with_options_and_tool_result_return(host_context):
     @tool(name="run-ls", description="List files.")
-    async def ls(sandbox, path: str = ".") -> ToolResult:
-        result = await sandbox.aexec(["ls", path])
+    async def ls(context, path: str = ".") -> ToolResult:
+        result = await context.sandbox.aexec(["ls", path])
         return ToolResult(result.output, error=not result.ok)
 
     assert ls.name == "run-ls" and ls.description == "List files."
-    bad = await ls(host_sandbox, path="does-not-exist")
+    bad = await ls(host_context, path="does-not-exist")
     assert bad.error and bad.status is ToolStatus.TOOL_ERROR
 
 
 def test_decorator_rejects_what_it_cannot_describe():
-    def not_async(sandbox, x: int) -> str:
+    def not_async(context, x: int) -> str:
         """Doc."""
         return ""
 
-    async def no_doc(sandbox, x: int) -> str:
+    async def no_doc(context, x: int) -> str:
         return ""
 
-    async def no_sandbox() -> str:
+    async def no_context() -> str:
         """Doc."""
         return ""
 
-    async def bad_type(sandbox, x: bytes) -> str:
+    async def bad_type(context, x: bytes) -> str:
         """Doc."""
         return ""
 
@@ -86,8 +86,8 @@ def test_decorator_rejects_what_it_cannot_describe():
         tool(not_async)
     with pytest.raises(TypeError, match="docstring or a description"):
         tool(no_doc)
-    with pytest.raises(TypeError, match="sandbox as its first parameter"):
-        tool(no_sandbox)
+    with pytest.raises(TypeError, match="ToolContext as its first parameter"):
+        tool(no_context)
     with pytest.raises(TypeError, match="no JSON schema"):
         tool(bad_type)
     with pytest.raises(ValueError, match="not allowed"):

@@ -4,7 +4,8 @@ The action is the assistant's message text or, from a backend that parses
 calls itself (the OpenAI API, vLLM, SGLang, llama.cpp), the whole OpenAI
 assistant message: ``{"role": "assistant", "content": ..., "tool_calls":
 [...]}``. Both go through one parser (:func:`~toolgym.tools.parsing.try_parse_action`).
-A message with tool calls runs them in the episode's sandbox, and the
+A message with tool calls runs them in the episode (each call gets a
+:class:`~toolgym.tools.ToolContext`: the episode's sandbox and task), and the
 observation is their output; a message with no tool call is the final answer:
 the verifier scores its text (``<think>`` reasoning left out) and the episode
 terminates. ``info`` is a :class:`~toolgym.envs.step.StepInfo`, built by
@@ -33,26 +34,38 @@ from toolgym.envs.outcome import Outcome, Score
 from toolgym.envs.spaces import AnyText
 from toolgym.envs.step import Message, StepInfo, step_info
 from toolgym.envs.tasks import Task, TaskSource
-from toolgym.errors import SandboxError, SandboxSlow, ToolgymError
+from toolgym.errors import ConfigError, SandboxError, SandboxSlow, ToolgymError
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.provider import OnDemandSandboxes, SandboxProvider
 from toolgym.sandbox.spec import SandboxSpec
-from toolgym.tools import Action, ParsedCalls, ToolOutcome, ToolSet, assistant_message
+from toolgym.tools import (
+    Action,
+    ParsedCalls,
+    ToolContext,
+    ToolOutcome,
+    ToolSet,
+    assistant_message,
+)
 from toolgym.tools.parsing import visible_text
 
 Step = tuple[str, float, bool, bool, StepInfo]
 """What ``astep`` returns: observation, reward, terminated, truncated, info."""
+
+DEFAULT_SANDBOX = SandboxSpec()
+"""The sandbox of an env that names none: the ``toolgym/python`` image, default limits."""
 
 
 class Verifier(Protocol):
     """Turns a final answer into a reward, from state the agent cannot forge.
 
     The sandbox it gets has been reset: the agent's processes are dead and the
-    work dirs are empty, so hidden tests enter only now. A verifier that never
-    looks at the sandbox sets ``needs_sandbox = False`` to skip that reset.
+    work dirs are empty, so hidden tests enter only now. A verifier that needs
+    no reset (it never looks at the sandbox, or reads state the agent left, as
+    a page's) sets ``needs_sandbox = False`` to skip it. ``sandbox`` is None in
+    an env that holds none (``ToolEnv(sandbox=None)``).
     """
 
-    async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score: ...
+    async def score(self, sandbox: Sandbox | None, task: Task, answer: str) -> Score: ...
 
 
 class AsyncTextEnv(gymnasium.Env[str, str]):
@@ -114,6 +127,8 @@ class ToolEnv(AsyncTextEnv):
 
     Subclasses choose the tasks, tools and verifier, and may override
     :meth:`setup` (prepare the sandbox for a task) and :meth:`extract_answer`.
+    An env whose tools need no sandbox (``needs_sandbox = False``, as
+    KeyChain-v0's lookup) passes ``sandbox=None`` and holds none.
 
     Example:
         >>> env = gymnasium.make("toolgym/HumanEval-v0")  # doctest: +SKIP
@@ -126,8 +141,8 @@ class ToolEnv(AsyncTextEnv):
         tools: ToolSet,
         verifier: Verifier,
         *,
-        sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        sandbox: SandboxSpec | None = DEFAULT_SANDBOX,
+        provider: SandboxProvider | None = None,
         system_prompt: str | None = None,
         split: str | None = None,
         render_mode: str | None = None,
@@ -138,28 +153,41 @@ class ToolEnv(AsyncTextEnv):
             tasks: where tasks come from; ``split`` narrows it (e.g. "train").
             tools: what the agent may call.
             verifier: scores final answers.
-            sandbox: spec of this env's sandboxes (ignored when ``pool`` is given).
-            pool: where episodes get their sandboxes (a
+            sandbox: spec of this env's sandboxes (what :class:`EnvFactory` builds a
+                provider for); None: the env holds no sandbox, and every tool must
+                have ``needs_sandbox = False``.
+            provider: where episodes get their sandboxes (a
                 :class:`~toolgym.sandbox.pool.SandboxPool` shared with other envs, or
                 any :class:`~toolgym.sandbox.provider.SandboxProvider`); the caller
                 starts and closes it. Default: this env's own
                 :class:`~toolgym.sandbox.provider.OnDemandSandboxes` of ``sandbox``
-                on Docker, closed with the env.
+                on Docker, closed with the env (none if ``sandbox`` is None).
             system_prompt: instructions shown before the task.
             split: the part of ``tasks`` to play (e.g. "train"); None: all of them.
             render_mode: None or "ansi" (the transcript as text).
+
+        Raises:
+            ConfigError: no sandbox, and a tool needs one.
         """
         self.tasks = tasks.split(split) if split else tasks
         self.tools = tools
         self.verifier = verifier
-        self.sandbox_spec = sandbox or SandboxSpec()
-        self.pool: SandboxProvider = pool or OnDemandSandboxes(self.sandbox_spec)
-        self._owns_pool = pool is None
+        self.sandbox_spec = sandbox
+        self._owns_provider = provider is None and sandbox is not None
+        self.provider: SandboxProvider | None = (
+            provider or (OnDemandSandboxes(sandbox) if sandbox is not None else None))
+        if self.provider is None:
+            needy = [name for name, t in tools.items() if t.needs_sandbox]
+            if needy:
+                raise ConfigError(f"{type(self).__name__} holds no sandbox (sandbox=None) but "
+                                  f"its tools {needy} need one: give it a SandboxSpec.")
         self.system_prompt = system_prompt
         self.render_mode = render_mode
         self.observation_space = AnyText()
         self.action_space = AnyText()
         self.sandbox: Sandbox | None = None
+        self.context = ToolContext()
+        """What this episode's tool calls get: its sandbox and task."""
         self.task: Task | None = None
         self.messages: list[Message] = []
         self.turn = 0
@@ -171,7 +199,8 @@ class ToolEnv(AsyncTextEnv):
 
     # ------------------------------------------------------------- hooks
     async def setup(self, sandbox: Sandbox, task: Task) -> None:
-        """Prepare a clean sandbox for ``task`` (write its files …). Default: nothing.
+        """Prepare a clean sandbox for ``task`` (write its files …); not called in an env
+        without sandboxes. Default: nothing.
 
         A step that may fail on a loaded host is retried here, counted in
         ``self.setup_retries``; one that runs out of time for good raises
@@ -231,7 +260,9 @@ class ToolEnv(AsyncTextEnv):
         self.tool_counts = Counter()
         self.sandbox = await self._clean_sandbox()
         self.setup_retries = 0
-        await self.setup(self.sandbox, self.task)
+        self.context = ToolContext(self.sandbox, self.task)
+        if self.sandbox is not None:
+            await self.setup(self.sandbox, self.task)
         prompt = self.task_prompt(self.task)
         self.messages = (
             [{"role": "system", "content": self.system_prompt}] if self.system_prompt else [])
@@ -248,13 +279,16 @@ class ToolEnv(AsyncTextEnv):
         ids = self.tasks.ids()
         return self.tasks.get(ids[int(self.np_random.integers(len(ids)))])
 
-    async def _clean_sandbox(self) -> Sandbox:
-        """This episode's sandbox: the last one given back, then a clean one acquired."""
+    async def _clean_sandbox(self) -> Sandbox | None:
+        """This episode's sandbox (none without a provider): the last one given back, then a
+        clean one acquired."""
+        if self.provider is None:
+            return None
         if self.sandbox is not None:
             sandbox, self.sandbox = self.sandbox, None
-            await self.pool.release(sandbox, recycle=self._suspect)
+            await self.provider.release(sandbox, recycle=self._suspect)
         self._suspect = False
-        return await self.pool.acquire()
+        return await self.provider.acquire()
 
     # -------------------------------------------------------------- step
     async def astep(self, action: Action) -> Step:
@@ -264,7 +298,7 @@ class ToolEnv(AsyncTextEnv):
         Raises:
             TypeError: ``action`` is neither a string nor an assistant message.
         """
-        if self._done or self.sandbox is None or self.task is None:
+        if self._done or self.task is None:
             raise ToolgymError("The episode is over (or never started): call reset() first.")
         message = assistant_message(action)
         self.turn += 1
@@ -282,10 +316,9 @@ class ToolEnv(AsyncTextEnv):
 
     async def _run_tools(self, parsed: ParsedCalls,
                          message: Message) -> Step:
-        assert self.sandbox is not None
-        outcomes = await self.tools.dispatch_parsed(self.sandbox, parsed)
+        outcomes = await self.tools.dispatch_parsed(self.context, parsed)
         if parsed.error is not None:
-            new = unreadable_call_messages(outcomes[0], message.get("tool_calls"))
+            new = _unreadable_call_messages(outcomes[0], message.get("tool_calls"))
         else:
             new = [self._tool_message(o) for o in outcomes]
         for o in outcomes:
@@ -304,9 +337,9 @@ class ToolEnv(AsyncTextEnv):
 
     async def _finish(self, action: str) -> Step:
         """Score the final answer's text on a reset sandbox; a verifier crash is an infra error."""
-        assert self.sandbox is not None and self.task is not None
+        assert self.task is not None
         try:
-            if getattr(self.verifier, "needs_sandbox", True):
+            if self.sandbox is not None and getattr(self.verifier, "needs_sandbox", True):
                 await self.sandbox.areset()
             score = await self.verifier.score(self.sandbox, self.task, self.extract_answer(action))
         except (SandboxError, OSError) as exc:
@@ -340,10 +373,11 @@ class ToolEnv(AsyncTextEnv):
         """Give the sandbox back (and remove this env's own ones). Safe to call twice."""
         sandbox, self.sandbox = self.sandbox, None
         self._done = True
-        if sandbox is not None:
-            await self.pool.release(sandbox, recycle=self._suspect or self._owns_pool)
-        if self._owns_pool:
-            await self.pool.aclose()
+        self.context = ToolContext()
+        if sandbox is not None and self.provider is not None:
+            await self.provider.release(sandbox, recycle=self._suspect or self._owns_provider)
+        if self._owns_provider and self.provider is not None:
+            await self.provider.aclose()
 
 
 def _as_dict(info: StepInfo) -> dict[str, Any]:
@@ -351,7 +385,7 @@ def _as_dict(info: StepInfo) -> dict[str, Any]:
     return cast(dict[str, Any], info)
 
 
-def unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:
+def _unreadable_call_messages(error: ToolOutcome, calls: Any) -> list[Message]:
     """What answers a message whose calls could not be read: the error, once.
 
     Structured calls each get a ``tool`` message with their ``tool_call_id``

@@ -123,7 +123,7 @@ def _sync_env(envs: EnvFactory, **kwargs: Any) -> Iterator[Any]:
     spec = envs.sandbox_spec
     provider = (OnDemandSandboxes(spec, envs.sandbox_config.backend) if spec is not None
                 else None)
-    options: dict[str, Any] = {**kwargs, **({"pool": provider} if provider else {})}
+    options: dict[str, Any] = {**kwargs, **({"provider": provider} if provider else {})}
     env = gymnasium.make(envs.env_id, disable_env_checker=True, **options)
     try:
         yield env

@@ -67,8 +67,6 @@ class EnvFactory:
                  **kwargs: Any) -> None:
         if sandbox is not None and provider is not None:
             raise ConfigError("pass a sandbox config or a provider, not both")
-        if "pool" in kwargs:
-            raise ConfigError("pass the sandbox provider as provider=, not as an env kwarg")
         self.env_id = env_id
         self.env_spec: EnvSpec = spec(env_id)
         self.kwargs = dict(kwargs)
@@ -162,7 +160,7 @@ class EnvFactory:
             if self._provider is None:
                 raise SandboxError(f"{self.env_id} needs sandboxes: await EnvFactory.astart() "
                                    "before make()")
-            kwargs["pool"] = self._provider
+            kwargs["provider"] = self._provider
         return make_async(self.env_id, max_turns=self.max_turns, **kwargs)
 
     async def aclose(self) -> None:

@@ -61,7 +61,7 @@ async def evaluate(
     split: str | None = None,
     agent_name: str | None = None,
     chat: ChatTokenizer | None = None,
-    pool: SandboxProvider | None = None,
+    provider: SandboxProvider | None = None,
     sandbox: SandboxConfig | None = None,
     seed: int = 0,
     episode_timeout_s: float = 600.0,
@@ -80,7 +80,7 @@ async def evaluate(
         split: Task split (e.g. ``"test"``); None: all tasks.
         agent_name: How the summary and report name the agent (default: its class).
         chat: Tokenizer for token-in/token-out prompts (an ``HFAgent``'s ``.chat``).
-        pool: Sandboxes to use (the caller starts and closes them); default: the
+        provider: Sandboxes to use (the caller starts and closes them); default: the
             provider ``sandbox`` asks for, sized to ``concurrency`` and the episodes
             left, started only if there is work left.
         sandbox: The ``sandbox:`` section (backend, pool sizes); default: a Docker pool.
@@ -98,7 +98,7 @@ async def evaluate(
     """
     if samples < 1 or concurrency < 1:
         raise ConfigError(f"samples and concurrency must be >= 1, got {samples}, {concurrency}")
-    envs = EnvFactory(env_id, provider=pool, sandbox=sandbox, **(env_kwargs or {}))
+    envs = EnvFactory(env_id, provider=provider, sandbox=sandbox, **(env_kwargs or {}))
     ids = await _checked_ids(envs, task_ids, split)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -113,7 +113,7 @@ class RolloutManager:
         agent: Agent,
         *,
         chat: ChatTokenizer | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         envs: EnvFactory | None = None,
         on_trajectory: Callable[[Trajectory], None] | None = None,
     ) -> None:
@@ -123,10 +123,10 @@ class RolloutManager:
             config: what to run.
             agent: who acts.
             chat: the tokenizer of token-in/token-out prompts.
-            pool: the sandbox provider to use instead of ``config.sandbox``'s (the caller
+            provider: the sandbox provider to use instead of ``config.sandbox``'s (the caller
                 starts and closes it).
             envs: the factory to make envs with (the caller closes it); default: one of
-                ``config.env_id``, ``config.env_kwargs`` and ``pool`` or ``config.sandbox``,
+                ``config.env_id``, ``config.env_kwargs`` and ``provider`` or ``config.sandbox``,
                 closed by :meth:`aclose`.
             on_trajectory: called with every finished training or evaluation episode.
         """
@@ -135,7 +135,8 @@ class RolloutManager:
         self.chat = chat
         self._owns_envs = envs is None
         self.envs = envs or EnvFactory(
-            config.env_id, provider=pool, sandbox=None if pool is not None else config.sandbox,
+            config.env_id, provider=provider,
+            sandbox=None if provider is not None else config.sandbox,
             **config.env_kwargs)
         self.on_trajectory = on_trajectory
         self.policy_version = 0
@@ -152,13 +153,13 @@ class RolloutManager:
         self._start_lock = asyncio.Lock()
 
     @property
-    def pool(self) -> SandboxProvider | None:
+    def provider(self) -> SandboxProvider | None:
         """Where this manager's episodes get their sandboxes (None until the first episode,
         and for envs that hold none)."""
         return self.envs.provider
 
     # ----------------------------------------------------------- episodes
-    async def _ensure_pool(self) -> None:
+    async def _ensure_provider(self) -> None:
         """Start the factory's provider, shared by this manager's episodes, once."""
         async with self._start_lock:
             await self.envs.astart(self.config.concurrency)
@@ -206,7 +207,7 @@ class RolloutManager:
     async def _run(self, make_agent: Callable[[], Agent], task_id: str, *, seed: int | None,
                    group_id: str | None) -> Trajectory | None:
         """One episode with a fresh env (and a fresh agent from ``make_agent`` per attempt)."""
-        await self._ensure_pool()
+        await self._ensure_provider()
         for attempt in range(self.config.max_infra_retries + 1):
             async with self._slots:
                 env = self.envs.make()

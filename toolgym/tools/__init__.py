@@ -6,7 +6,8 @@
 - Built-ins, one per file: :class:`PythonTool` (a persistent session),
   :class:`BashTool`, :class:`ReadFileTool`, :class:`WriteFileTool`.
 - :class:`ToolSet` dispatches calls and turns the agent's mistakes into
-  observations.
+  observations; each call gets a :class:`ToolContext` (the episode's sandbox
+  and task, ``tools/context.py``).
 - ``tools/parsing.py`` reads calls out of model output and renders them back;
   ``tools/render.py`` puts the schemas into the prompt.
 """
@@ -14,6 +15,7 @@
 from toolgym.tools.base import Tool, ToolResult, ToolStatus
 from toolgym.tools.bash import BashTool
 from toolgym.tools.call import ToolCall
+from toolgym.tools.context import ToolContext, ToolTask
 from toolgym.tools.function import FunctionTool, tool
 from toolgym.tools.parsing import (
     FENCED_PYTHON_BASH,
@@ -52,10 +54,12 @@ __all__ = [
     "ReadFileTool",
     "Tool",
     "ToolCall",
+    "ToolContext",
     "ToolOutcome",
     "ToolResult",
     "ToolSet",
     "ToolStatus",
+    "ToolTask",
     "WriteFileTool",
     "action_text",
     "apply_chat_template",

@@ -1,12 +1,14 @@
-"""``Tool``: a name, a description, a JSON schema, and an async call against a sandbox.
+"""``Tool``: a name, a description, a JSON schema, and an async call in an episode.
 
-A tool is what the agent can do in its sandbox. The model sees it through
-:meth:`Tool.to_schema` (the OpenAI function schema that chat templates
-render); the environment runs it with ``await tool(sandbox, **arguments)``,
-which checks the arguments against the schema first and then calls
-:meth:`Tool.run`. A tool never raises for a command that fails: a non-zero exit,
-an exception in the agent's code or a timeout is a :class:`ToolResult` whose
-text says so, because the agent must see it to do better.
+A tool is what the agent can do in its episode, mostly in its sandbox. The
+model sees it through :meth:`Tool.to_schema` (the OpenAI function schema that
+chat templates render); the environment runs it with ``await tool(context,
+**arguments)`` (a :class:`~toolgym.tools.context.ToolContext`: the episode's
+sandbox and task), which checks the arguments against the schema first and
+then calls :meth:`Tool.run`. A tool never raises for a command that fails: a
+non-zero exit, an exception in the agent's code or a timeout is a
+:class:`ToolResult` whose text says so, because the agent must see it to do
+better.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from toolgym.sandbox.base import Sandbox
+from toolgym.tools.context import ToolContext
 from toolgym.tools.schema import JSONSchema, signature, validate_arguments
 
 TOOL_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -72,8 +74,8 @@ class Tool(abc.ABC):
         ...     description = "Print a message."
         ...     parameters = {"type": "object", "required": ["text"],
         ...                   "properties": {"text": {"type": "string"}}}
-        ...     async def run(self, sandbox, **arguments):
-        ...         result = await sandbox.aexec(["echo", arguments["text"]])
+        ...     async def run(self, context, **arguments):
+        ...         result = await context.sandbox.aexec(["echo", arguments["text"]])
         ...         return ToolResult(result.stdout)
         >>> Echo().to_schema()["function"]["name"]
         'echo'
@@ -85,6 +87,9 @@ class Tool(abc.ABC):
     description: str
     parameters: JSONSchema
     """A JSON schema of ``"type": "object"`` with ``properties`` and ``required``."""
+    needs_sandbox: bool = True
+    """False for a tool that never reads ``context.sandbox``: an env without sandboxes
+    accepts only such tools."""
 
     def to_schema(self) -> dict[str, Any]:
         """The OpenAI function schema, as ``tokenizer.apply_chat_template(tools=...)`` takes it."""
@@ -110,18 +115,18 @@ class Tool(abc.ABC):
         """
         return validate_arguments(self.name, self.parameters, arguments)
 
-    async def __call__(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
-        """Validate ``arguments`` and run the tool in ``sandbox``.
+    async def __call__(self, context: ToolContext, **arguments: Any) -> ToolResult:
+        """Validate ``arguments`` and run the tool in the episode of ``context``.
 
         Raises:
             BadArguments: the arguments do not match the schema.
             SandboxError: the sandbox itself failed (not the agent's command).
         """
-        return await self.run(sandbox, **self.validate(arguments))
+        return await self.run(context, **self.validate(arguments))
 
     @abc.abstractmethod
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
-        """Do the work, with arguments already validated."""
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
+        """Do the work, with arguments already validated, in the episode of ``context``."""
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.signature}>"

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.sandbox.base import Sandbox
 from toolgym.tools import output
 from toolgym.tools.base import Tool, ToolResult
+from toolgym.tools.context import ToolContext
 
 WRAPPER = 'exec 2>&1; eval "$(cat)"'
 QUIET_ENV = {"PAGER": "cat", "GIT_PAGER": "cat", "TERM": "dumb"}
@@ -56,9 +56,9 @@ class BashTool(Tool):
         self.output_bytes = output_bytes
         self.shell = shell
 
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
         """Run ``arguments["command"]``; see the class docstring."""
-        result = await sandbox.aexec(
+        result = await context.sandbox.aexec(
             [self.shell, "-c", WRAPPER],
             stdin=arguments["command"],
             timeout=self.timeout_s,

@@ -1,8 +1,9 @@
 """The ``@tool`` decorator: a typed async function and its docstring become a :class:`Tool`.
 
 Writing the schema by hand duplicates what the signature already says and
-drifts from it. The decorator reads the parameter types (after the sandbox,
-which the function receives first) and the Google-style docstring: its
+drifts from it. The decorator reads the parameter types (after the
+:class:`~toolgym.tools.context.ToolContext`, which the function receives first:
+``context.sandbox``, ``context.task``) and the Google-style docstring: its
 description becomes the tool's description, its ``Args:`` entries the
 per-parameter descriptions.
 """
@@ -14,19 +15,19 @@ import inspect
 from collections.abc import Awaitable, Callable
 from typing import Any, overload
 
-from toolgym.sandbox.base import Sandbox
 from toolgym.tools.base import Tool, ToolResult, check_tool_name
+from toolgym.tools.context import ToolContext
 from toolgym.tools.schema import function_parameters, parse_docstring
 
 ToolFunction = Callable[..., Awaitable[str | ToolResult]]
-"""``async def f(sandbox, **typed_params) -> str | ToolResult``."""
+"""``async def f(context, **typed_params) -> str | ToolResult``."""
 
 
 class FunctionTool(Tool):
     """A :class:`Tool` that calls an async function; made by :func:`tool`.
 
     Example:
-        >>> async def shout(sandbox, text: str) -> str:
+        >>> async def shout(context, text: str) -> str:
         ...     '''Upper-case a text.
         ...
         ...     Args:
@@ -44,7 +45,7 @@ class FunctionTool(Tool):
             raise TypeError(f"@tool needs an `async def` function, got {fn!r}")
         if not list(inspect.signature(fn).parameters):
             raise TypeError(
-                f"{fn.__name__}: a tool function takes the sandbox as its first parameter"
+                f"{fn.__name__}: a tool function takes the ToolContext as its first parameter"
             )
         self.fn = fn
         self.name = check_tool_name(name or fn.__name__)
@@ -55,9 +56,9 @@ class FunctionTool(Tool):
         self.parameters = function_parameters(fn, skip=1)
         functools.update_wrapper(self, fn)
 
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
         """Call the function; a plain string result becomes a successful :class:`ToolResult`."""
-        result = await self.fn(sandbox, **arguments)
+        result = await self.fn(context, **arguments)
         return result if isinstance(result, ToolResult) else ToolResult(str(result))
 
 
@@ -77,7 +78,7 @@ def tool(
     """Make a :class:`Tool` from a typed async function; usable bare or with options.
 
     Args:
-        fn: ``async def f(sandbox, ...) -> str | ToolResult`` with annotated
+        fn: ``async def f(context, ...) -> str | ToolResult`` with annotated
             parameters and a Google-style docstring.
         name: The tool's name (default: the function's name).
         description: The tool's description (default: the docstring's text
@@ -89,14 +90,14 @@ def tool(
 
     Example:
         >>> @tool
-        ... async def count_lines(sandbox, path: str, limit: int | None = None) -> str:
+        ... async def count_lines(context, path: str, limit: int | None = None) -> str:
         ...     '''Count the lines of a file.
         ...
         ...     Args:
         ...         path: File to count, relative to the work dir.
         ...         limit: Stop counting here.
         ...     '''
-        ...     result = await sandbox.aexec(["wc", "-l", path])
+        ...     result = await context.sandbox.aexec(["wc", "-l", path])
         ...     return result.stdout
         >>> count_lines.signature
         'count_lines(path: str, limit: int | None = null)'

@@ -20,6 +20,7 @@ from typing import Any
 from toolgym.sandbox.base import Sandbox
 from toolgym.tools import _kernel, output
 from toolgym.tools.base import Tool, ToolResult
+from toolgym.tools.context import ToolContext
 
 KERNEL_SOURCE = Path(_kernel.__file__).read_text(encoding="utf-8")
 """Sent with each call (a few kB): the image needs only python3, not toolgym."""
@@ -51,7 +52,7 @@ class PythonTool(Tool):
         >>> tool = PythonTool(timeout_s=10)
         >>> tool.signature
         'python(code: str)'
-        >>> # x = await tool(sandbox, code="x = 41"); await tool(sandbox, code="x + 1") -> '42'
+        >>> # x = await tool(context, code="x = 41"); await tool(context, code="x + 1") -> '42'
     """
 
     name = "python"
@@ -81,8 +82,9 @@ class PythonTool(Tool):
         self.python = python
         self._locks: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
 
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
         """Run ``arguments["code"]`` as one cell; see the class docstring."""
+        sandbox = context.sandbox
         request = {"code": arguments["code"], "timeout": self.timeout_s,
                    "output_bytes": self.output_bytes}
         async with self._lock(sandbox):  # one cell at a time per sandbox, like a kernel

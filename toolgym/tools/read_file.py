@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.sandbox.base import Sandbox
 from toolgym.tools import output
 from toolgym.tools.base import Tool, ToolResult
+from toolgym.tools.context import ToolContext
 
 
 class ReadFileTool(Tool):
@@ -41,10 +41,10 @@ class ReadFileTool(Tool):
         self.timeout_s = timeout_s
         self.output_bytes = output_bytes
 
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
         """Read ``arguments["path"]``; see the class docstring."""
         path = arguments["path"]
-        result = await sandbox.aexec(
+        result = await context.sandbox.aexec(
             ["cat", "--", path], timeout=self.timeout_s, output_bytes=self.output_bytes
         )
         if result.timed_out:

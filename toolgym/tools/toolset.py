@@ -22,10 +22,10 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from toolgym.errors import ParseError, SandboxError, ToolCallError
-from toolgym.sandbox.base import Sandbox
 from toolgym.tools import output
 from toolgym.tools.base import Tool, ToolStatus, check_tool_name
 from toolgym.tools.call import ToolCall
+from toolgym.tools.context import ToolContext
 from toolgym.tools.parsing import (
     Action,
     Fences,
@@ -139,8 +139,9 @@ class ToolSet(Mapping[str, Tool]):
         assert parsed.error is not None, "refuse() is for a message that failed to parse"
         return self._count(ToolOutcome(None, str(parsed.error), parsed.status))
 
-    async def dispatch(self, sandbox: Sandbox, call: ToolCall) -> ToolOutcome:
-        """Run one call and return its observation; never raises for the agent's mistakes.
+    async def dispatch(self, context: ToolContext, call: ToolCall) -> ToolOutcome:
+        """Run one call in the episode of ``context`` and return its observation; never raises
+        for the agent's mistakes.
 
         Raises:
             SandboxError: the sandbox failed (infrastructure, not the agent).
@@ -148,7 +149,7 @@ class ToolSet(Mapping[str, Tool]):
         start = time.monotonic()
         try:
             checked = check_call(call, self)
-            result = await self._tools[call.name].run(sandbox, **checked.arguments)
+            result = await self._tools[call.name].run(context, **checked.arguments)
         except SandboxError:
             raise
         except ToolCallError as exc:
@@ -162,7 +163,7 @@ class ToolSet(Mapping[str, Tool]):
         return self._count(ToolOutcome(call, result.text, result.status, result.truncated,
                                        time.monotonic() - start))
 
-    async def dispatch_text(self, sandbox: Sandbox, text: str) -> list[ToolOutcome]:
+    async def dispatch_text(self, context: ToolContext, text: str) -> list[ToolOutcome]:
         """Parse ``text`` and run its calls one after another, in order.
 
         Returns:
@@ -173,9 +174,10 @@ class ToolSet(Mapping[str, Tool]):
         Raises:
             SandboxError: the sandbox failed.
         """
-        return await self.dispatch_parsed(sandbox, self.parse(text))
+        return await self.dispatch_parsed(context, self.parse(text))
 
-    async def dispatch_parsed(self, sandbox: Sandbox, parsed: ParsedCalls) -> list[ToolOutcome]:
+    async def dispatch_parsed(self, context: ToolContext, parsed: ParsedCalls
+                              ) -> list[ToolOutcome]:
         """Run the calls :meth:`parse` read from a message, as :meth:`dispatch_text` does.
 
         For a caller that reads the parse first (an env deciding whether a
@@ -186,7 +188,7 @@ class ToolSet(Mapping[str, Tool]):
         """
         if parsed.error is not None:
             return [self.refuse(parsed)]
-        return [await self.dispatch(sandbox, call) for call in parsed.calls]
+        return [await self.dispatch(context, call) for call in parsed.calls]
 
     def _count(self, outcome: ToolOutcome) -> ToolOutcome:
         """Count ``outcome`` and cap its text if it is an error: every outcome passes here."""

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.sandbox.base import Sandbox
 from toolgym.tools import output
 from toolgym.tools.base import Tool, ToolResult
+from toolgym.tools.context import ToolContext
 
 SCRIPT = 'mkdir -p -- "$(dirname -- "$1")" && cat > "$1"'
 
@@ -44,10 +44,10 @@ class WriteFileTool(Tool):
     def __init__(self, *, timeout_s: float = 10.0) -> None:
         self.timeout_s = timeout_s
 
-    async def run(self, sandbox: Sandbox, **arguments: Any) -> ToolResult:
+    async def run(self, context: ToolContext, **arguments: Any) -> ToolResult:
         """Write the file; see the class docstring."""
         path, content = arguments["path"], arguments["content"]
-        result = await sandbox.aexec(
+        result = await context.sandbox.aexec(
             ["sh", "-c", SCRIPT, "sh", path], stdin=content, timeout=self.timeout_s
         )
         if result.timed_out:

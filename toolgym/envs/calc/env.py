@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from toolgym.envs.base import ToolEnv
+from toolgym.envs.base import DEFAULT_SANDBOX, ToolEnv
 from toolgym.envs.calc.demos import call, oracle_actions, wrong_actions
 from toolgym.envs.calc.prompts import SYSTEM_PROMPT
 from toolgym.envs.calc.tasks import calc_tasks
@@ -35,8 +35,8 @@ class CalculatorEnv(ToolEnv):
         n_train: Number of train tasks.
         n_test: Number of test tasks.
         mix: Weights of the task kinds (see :mod:`toolgym.envs.calc.tasks`).
-        sandbox: Spec of this env's own sandbox (ignored when ``pool`` is given).
-        pool: Share sandboxes with other envs.
+        sandbox: Spec of this env's own sandbox (ignored when ``provider`` is given).
+        provider: Share sandboxes with other envs.
         tool_timeout_s: Time limit of one ``calc`` call.
         system_prompt: The instruction shown first; None for none.
         render_mode: None or "ansi".
@@ -58,7 +58,7 @@ class CalculatorEnv(ToolEnv):
         n_test: int = 600,
         mix: Mapping[str, float] | None = None,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         tool_timeout_s: float = 5.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,
@@ -67,8 +67,8 @@ class CalculatorEnv(ToolEnv):
             calc_tasks(seed, n_train, n_test, mix),
             ToolSet([calc_tool(timeout_s=tool_timeout_s)]),
             ExactAnswerVerifier(),
-            sandbox=sandbox,
-            pool=pool,
+            sandbox=sandbox or DEFAULT_SANDBOX,
+            provider=provider,
             system_prompt=system_prompt,
             split=split,
             render_mode=render_mode,

@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from toolgym.envs.calc import evaluator
-from toolgym.sandbox.base import Sandbox
-from toolgym.tools import FunctionTool, ToolResult, tool
+from toolgym.tools import FunctionTool, ToolContext, ToolResult, tool
 from toolgym.tools import output as notes
 
 EVALUATOR_SOURCE = Path(evaluator.__file__).read_text(encoding="utf-8")
@@ -33,17 +32,17 @@ def calc_tool(*, timeout_s: float = 5.0, python: str = "python3") -> FunctionToo
     Example:
         >>> calc_tool().signature
         'calc(expression: str)'
-        >>> # await calc_tool()(sandbox, expression="347 * 29") -> ToolResult('10063')
+        >>> # await calc_tool()(context, expression="347 * 29") -> ToolResult('10063')
     """
 
     @tool
-    async def calc(sandbox: Sandbox, expression: str) -> ToolResult:
+    async def calc(context: ToolContext, expression: str) -> ToolResult:
         """Evaluate an arithmetic expression exactly and return its value.
 
         Args:
             expression: Numbers with + - * / // % ** and parentheses, e.g. "347 * 29".
         """
-        result = await sandbox.aexec(
+        result = await context.sandbox.aexec(
             [python, "-I", "-S", "-c", EVALUATOR_SOURCE, expression],
             timeout=timeout_s, output_bytes=OUTPUT_BYTES,
         )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from toolgym.envs.base import Step, ToolEnv
+from toolgym.envs.base import DEFAULT_SANDBOX, Step, ToolEnv
 from toolgym.envs.code.tasks import code_task_source, wrong_solution
 from toolgym.envs.code.verifier import UnitTestVerifier
 from toolgym.envs.outcome import Outcome
@@ -38,7 +38,7 @@ class CodeEnv(ToolEnv):
         *,
         split: str | None = None,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         tool_timeout_s: float = 10.0,
         test_timeout_s: float = 20.0,
         render_mode: str | None = None,
@@ -47,8 +47,8 @@ class CodeEnv(ToolEnv):
             code_task_source(source),
             default_tools(timeout_s=tool_timeout_s),
             UnitTestVerifier(timeout_s=test_timeout_s),
-            sandbox=sandbox,
-            pool=pool,
+            sandbox=sandbox or DEFAULT_SANDBOX,
+            provider=provider,
             system_prompt=SYSTEM_PROMPT,
             split=split,
             render_mode=render_mode,

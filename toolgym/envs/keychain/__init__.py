@@ -1,7 +1,8 @@
 """The KeyChain environment: follow key lookups to a digit (a benchmark for turn-level credit).
 
 ``toolgym/KeyChain-v0`` (class :class:`~toolgym.envs.keychain.env.KeyChainEnv`);
-``tasks.py`` makes the hidden tables, ``demos.py`` the oracle and imperfect
+``tasks.py`` makes the hidden tables, ``tool.py`` the ``get`` tool (bare or
+Hermes calls), ``verifier.py`` the reward, ``demos.py`` the oracle and imperfect
 SFT demonstrations.
 """
 

@@ -4,9 +4,8 @@ Demonstrations are imperfect on purpose (RL improves what the policy already
 does right *some* of the time, DESIGN.md): at each lookup, with probability
 ``p_wrong_key``, the demonstrator asks for a random other key, then carries on
 from whatever it was shown; with probability ``p_miscopy`` it answers a digit
-other than the one it saw. Transcripts are computed with the env's own
-:func:`~toolgym.envs.keychain.tasks.replies`, so they are exactly what the env
-would produce.
+other than the one it saw. Transcripts are played on the env's own tools and
+verifier (:func:`simulate`), so they are exactly what the env produces.
 
     >>> import random
     >>> from toolgym.envs.keychain.tasks import keychain_tasks
@@ -18,12 +17,16 @@ would produce.
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from toolgym.envs.keychain.tasks import KEYS, answer_of, chain_actions, replies
-from toolgym.envs.tasks import Task
-from toolgym.tools import ToolCall, ToolSet, render_tool_call
+from toolgym.envs.base import ToolEnv
+from toolgym.envs.keychain.tasks import KEYS, answer_of, chain_actions
+from toolgym.envs.keychain.tool import keychain_tools
+from toolgym.envs.keychain.verifier import DigitVerifier
+from toolgym.envs.tasks import ListTaskSource, Task
+from toolgym.tools import Action, ToolCall, render_tool_call
 
 __all__ = ["Demo", "call", "demonstration", "oracle_actions", "simulate", "wrong_actions"]
 
@@ -45,19 +48,18 @@ def wrong_actions(task: Task) -> list[str]:
     return [str((int(task.data["answer"]) + 1) % 10)]
 
 
-def simulate(task: Task, actions: list[str], tools: ToolSet | None = None) -> list[Message]:
-    """The messages an episode with these actions produces (stops at the final answer)."""
-    from toolgym.envs.keychain.env import get_tool  # env.py imports this module
+def simulate(task: Task, actions: Sequence[Action]) -> list[Message]:
+    """The messages an episode with these actions produces (stops at the final answer).
 
-    tools = tools or ToolSet([get_tool()])
-    messages: list[Message] = [{"role": "user", "content": task.prompt}]
+    It plays them on KeyChain-v0's tools and verifier over this one task, with no
+    turn budget.
+    """
+    env = ToolEnv(ListTaskSource([task]), keychain_tools(), DigitVerifier(), sandbox=None)
+    env.reset(options={"task_id": task.id})
     for action in actions:
-        messages.append({"role": "assistant", "content": action})
-        answered = replies(task, tools, messages[-1])
-        if answered is None:
+        if env.step(action)[2]:
             break
-        messages.extend(message for message, _ in answered)
-    return messages
+    return env.messages
 
 
 @dataclass(frozen=True)

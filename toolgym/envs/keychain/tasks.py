@@ -1,4 +1,4 @@
-"""KeyChain tasks: a hidden table of keys, a chain through it, and the pure lookup rules.
+"""KeyChain tasks: a hidden table of keys, a chain through it, and the pure lookup rule.
 
 A task hides a table over the keys ``a``-``h``. From the start key, ``depth``
 lookups lead through distinct keys to a digit, the answer::
@@ -22,17 +22,11 @@ from __future__ import annotations
 import random
 import re
 
-from toolgym.envs.base import unreadable_call_messages
-from toolgym.envs.step import Message
 from toolgym.envs.tasks import ListTaskSource, Task
 from toolgym.errors import ConfigError
-from toolgym.tools import ToolSet, ToolStatus
+from toolgym.tools import ToolTask
 
-__all__ = ["BARE_CALL", "KEYS", "answer_of", "chain_actions", "keychain_tasks", "lookup",
-           "make_task", "replies"]
-
-BARE_CALL = re.compile(r"get\s+(\S+)")
-"""The short form of a call, ``get a``: the whole message, surrounding blanks aside."""
+__all__ = ["KEYS", "answer_of", "chain_actions", "keychain_tasks", "lookup", "make_task"]
 
 KEYS = "abcdefgh"
 """The keys a table has; every one is present in every table."""
@@ -71,44 +65,12 @@ def keychain_tasks(seed: int = 0, n_train: int = 2000, n_test: int = 500, *,
     return ListTaskSource(tasks)
 
 
-def lookup(task: Task, key: str) -> tuple[str, bool]:
+def lookup(task: ToolTask, key: str) -> tuple[str, bool]:
     """What the ``get`` tool shows for ``key``: ``("a -> d", ok)``; unknown keys are errors."""
     table = task.data["table"]
     if key not in table:
         return f"Error: no key {key!r}; keys are {', '.join(KEYS)}.", False
     return f"{key} -> {table[key]}", True
-
-
-def replies(task: Task, tools: ToolSet,
-            message: Message) -> list[tuple[Message, ToolStatus]] | None:
-    """What the env answers an assistant message with: a tool message and a status per call.
-
-    None when ``message`` calls no tool: it is the final answer. Calls come as
-    the bare ``get KEY``, as Hermes text, or as the message's native
-    ``tool_calls`` (each answered with its ``tool_call_id``). The env's
-    ``step`` and :func:`~toolgym.envs.keychain.demos.simulate` both answer
-    through here, so a transcript is exactly what an episode shows.
-    """
-    text = message.get("content") or ""
-    bare = None if message.get("tool_calls") else BARE_CALL.fullmatch(text.strip())
-    if bare is not None:
-        return [_get(task, "get", bare.group(1), None)]
-    parsed = tools.parse(message)
-    if parsed.ok and not parsed.calls:
-        return None
-    if parsed.error is not None:
-        refused = tools.refuse(parsed)
-        return [(m, parsed.status)
-                for m in unreadable_call_messages(refused, message.get("tool_calls"))]
-    return [_get(task, c.name, str(c.arguments["key"]), c.id) for c in parsed.calls]
-
-
-def _get(task: Task, name: str, key: str, call_id: str | None) -> tuple[Message, ToolStatus]:
-    text, ok = lookup(task, key)
-    message: Message = {"role": "tool", "name": name, "content": text}
-    if call_id:
-        message["tool_call_id"] = call_id
-    return message, ToolStatus.OK if ok else ToolStatus.TOOL_ERROR
 
 
 def chain_actions(task: Task) -> list[str]:

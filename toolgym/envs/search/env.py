@@ -42,9 +42,9 @@ class SearchEnv(ToolEnv):
 
     Args:
         split: ``"train"``, ``"test"`` or None (both).
-        sandbox: Spec of this env's own sandbox (ignored when ``pool`` is given);
+        sandbox: Spec of this env's own sandbox (ignored when ``provider`` is given);
             its image must be a ``toolgym/search`` build, which also supplies the tasks.
-        pool: Share sandboxes with other envs (their spec's image must be a search image).
+        provider: Share sandboxes with other envs (their spec's image must be a search image).
         tool_timeout_s: Time limit of one tool call (in a sandbox without the resident
             index server, the first search starts one).
         system_prompt: The instruction shown first; None for none.
@@ -63,19 +63,19 @@ class SearchEnv(ToolEnv):
         split: str | None = None,
         *,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         tool_timeout_s: float = 30.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,
     ) -> None:
         sandbox = sandbox or search_sandbox(IMAGE)
-        image = pool.spec.image if pool is not None else sandbox.image
+        image = provider.spec.image if provider is not None else sandbox.image
         super().__init__(
             search_tasks(image),
             ToolSet([search_tool(timeout_s=tool_timeout_s), open_tool(timeout_s=tool_timeout_s)]),
             AnswerVerifier(),
             sandbox=sandbox,
-            pool=pool,
+            provider=provider,
             system_prompt=system_prompt,
             split=split,
             render_mode=render_mode,

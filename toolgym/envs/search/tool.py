@@ -16,7 +16,7 @@ import re
 from typing import Any
 
 from toolgym.sandbox.base import Sandbox
-from toolgym.tools import FunctionTool, ToolResult, tool
+from toolgym.tools import FunctionTool, ToolContext, ToolResult, tool
 from toolgym.tools import output as notes
 
 SEARCHD = "/opt/search/searchd.py"
@@ -107,7 +107,7 @@ def search_tool(*, timeout_s: float = 30.0, python: str = "python3") -> Function
     """
 
     @tool
-    async def search(sandbox: Sandbox, query: str, k: int = 5) -> ToolResult:
+    async def search(context: ToolContext, query: str, k: int = 5) -> ToolResult:
         """Search the dictionary (one document per word or phrase) with BM25 keyword ranking.
 
         Returns the best documents: their ids, titles and the line that matches best.
@@ -120,7 +120,7 @@ def search_tool(*, timeout_s: float = 30.0, python: str = "python3") -> Function
             return ToolResult(f"Error: k must be between 1 and {MAX_K}, got {k}.", error=True)
         if not query.strip():
             return ToolResult("Error: the query is empty; give some keywords.", error=True)
-        reply = await _run(sandbox, "search", {"query": query, "k": k}, timeout_s, python)
+        reply = await _run(context.sandbox, "search", {"query": query, "k": k}, timeout_s, python)
         return reply if isinstance(reply, ToolResult) else ToolResult(format_results(query, reply))
 
     search.timeout_s = timeout_s  # type: ignore[attr-defined]
@@ -136,14 +136,15 @@ def open_tool(*, timeout_s: float = 30.0, python: str = "python3") -> FunctionTo
     """
 
     @tool(name="open")
-    async def open_doc(sandbox: Sandbox, doc_id: str, page: int = 1) -> ToolResult:
+    async def open_doc(context: ToolContext, doc_id: str, page: int = 1) -> ToolResult:
         """Read a document of the dictionary by its id, one page (up to 1500 characters) at a time.
 
         Args:
             doc_id: The id that search returned, e.g. "domestic_dog".
             page: Which page, from 1; the reply says how many there are.
         """
-        reply = await _run(sandbox, "open", {"doc_id": doc_id, "page": page}, timeout_s, python)
+        reply = await _run(context.sandbox, "open", {"doc_id": doc_id, "page": page}, timeout_s,
+                           python)
         return reply if isinstance(reply, ToolResult) else ToolResult(format_page(reply))
 
     open_doc.timeout_s = timeout_s  # type: ignore[attr-defined]

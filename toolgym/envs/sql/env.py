@@ -50,7 +50,7 @@ class SQLEnv(ToolEnv):
         seed: Seeds the draw of question parameters (not the episode draw).
         per_template: Most questions per template.
         sandbox: Spec of this env's own sandbox (default: the ``toolgym/sql`` image).
-        pool: Share sandboxes with other envs (their image must be ``toolgym/sql``).
+        provider: Share sandboxes with other envs (their image must be ``toolgym/sql``).
         tool_timeout_s: Time limit of one query, in the tools and in the verifier.
         max_rows: Rows the ``sql`` tool shows.
         system_prompt: The instruction shown first; None for none.
@@ -70,7 +70,7 @@ class SQLEnv(ToolEnv):
         seed: int = 0,
         per_template: int = 10,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         tool_timeout_s: float = 5.0,
         max_rows: int = 50,
         system_prompt: str | None = SYSTEM_PROMPT,
@@ -81,7 +81,7 @@ class SQLEnv(ToolEnv):
             ToolSet(sql_tools(self._database, timeout_s=tool_timeout_s, max_rows=max_rows)),
             ExecutionMatchVerifier(timeout_s=tool_timeout_s),
             sandbox=sandbox or SandboxSpec(image=IMAGE),
-            pool=pool,
+            provider=provider,
             system_prompt=system_prompt,
             split=split,
             render_mode=render_mode,

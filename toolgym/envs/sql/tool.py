@@ -17,7 +17,7 @@ from pathlib import Path
 from toolgym.envs.sql import runner
 from toolgym.envs.sql.databases import sandbox_path
 from toolgym.sandbox.base import Sandbox
-from toolgym.tools import FunctionTool, ToolResult, tool
+from toolgym.tools import FunctionTool, ToolContext, ToolResult, tool
 from toolgym.tools import output as notes
 
 RUNNER_SOURCE = Path(runner.__file__).read_text(encoding="utf-8")
@@ -59,7 +59,7 @@ def sql_tools(database: Callable[[], str], *, timeout_s: float = 5.0, max_rows: 
         return ToolResult(f"Error: the SQL runner failed {detail}", error=True)
 
     @tool
-    async def sql(sandbox: Sandbox, query: str) -> ToolResult:
+    async def sql(context: ToolContext, query: str) -> ToolResult:
         """Run one read-only SQLite query on the task's database and show the result as a table.
 
         Args:
@@ -68,16 +68,16 @@ def sql_tools(database: Callable[[], str], *, timeout_s: float = 5.0, max_rows: 
         if "\x00" in query or len(query) > MAX_QUERY_CHARS:
             return ToolResult(f"Error: the query has a NUL character or more than "
                               f"{MAX_QUERY_CHARS} characters.", error=True)
-        return await run(sandbox, "query", sandbox_path(database()), query, str(max_rows),
+        return await run(context.sandbox, "query", sandbox_path(database()), query, str(max_rows),
                          str(timeout_s))
 
     @tool
-    async def schema(sandbox: Sandbox) -> ToolResult:
+    async def schema(context: ToolContext) -> ToolResult:
         """Show the CREATE statement and row count of every table of the task's database."""
-        return await run(sandbox, "schema", sandbox_path(database()))
+        return await run(context.sandbox, "schema", sandbox_path(database()))
 
     @tool
-    async def describe(sandbox: Sandbox, table: str) -> ToolResult:
+    async def describe(context: ToolContext, table: str) -> ToolResult:
         """Show one table's columns, keys, row count and first rows.
 
         Args:
@@ -85,7 +85,7 @@ def sql_tools(database: Callable[[], str], *, timeout_s: float = 5.0, max_rows: 
         """
         if "\x00" in table or len(table) > 200:
             return ToolResult("Error: not a table name.", error=True)
-        return await run(sandbox, "describe", sandbox_path(database()), table)
+        return await run(context.sandbox, "describe", sandbox_path(database()), table)
 
     sql.timeout_s = timeout_s  # type: ignore[attr-defined]
     return [sql, schema, describe]

@@ -125,13 +125,14 @@ class ExecutionMatchVerifier:
 
     timeout_s: float = 5.0
 
-    async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score:
+    async def score(self, sandbox: Sandbox | None, task: Task, answer: str) -> Score:
         """Run the answer and the gold query in ``sandbox`` and compare the results.
 
         Raises:
             SandboxError: the gold results did not come back, or the image's
                 data is not the data the tasks were drawn from (a stale image).
         """
+        assert sandbox is not None, "the queries run in the sandbox: SQL envs hold one"
         sql = last_sql_block(answer)
         problem = _unusable(sql)
         if problem is not None:

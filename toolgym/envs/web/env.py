@@ -58,8 +58,8 @@ class WebEnv(ToolEnv):
         screenshots: Put a PNG of the page in ``info["screenshot"]`` after every reset and step.
         width: Viewport width in pixels.
         height: Viewport height in pixels (the oracle's scroll counts assume 600).
-        sandbox: Spec of this env's own sandbox (ignored when ``pool`` is given).
-        pool: Share sandboxes (of the ``toolgym/web`` image) with other envs.
+        sandbox: Spec of this env's own sandbox (ignored when ``provider`` is given).
+        provider: Share sandboxes (of the ``toolgym/web`` image) with other envs.
         tool_timeout_s: Time limit of one browser action.
         system_prompt: The instruction shown first; None for none.
         render_mode: None or "ansi".
@@ -83,7 +83,7 @@ class WebEnv(ToolEnv):
         width: int = 800,
         height: int = 600,
         sandbox: SandboxSpec | None = None,
-        pool: SandboxProvider | None = None,
+        provider: SandboxProvider | None = None,
         tool_timeout_s: float = 30.0,
         system_prompt: str | None = SYSTEM_PROMPT,
         render_mode: str | None = None,
@@ -93,7 +93,7 @@ class WebEnv(ToolEnv):
             web_tools(timeout_s=tool_timeout_s),
             PageStateVerifier(),
             sandbox=sandbox or WEB_SANDBOX,
-            pool=pool,
+            provider=provider,
             system_prompt=system_prompt,
             split=split,
             render_mode=render_mode,

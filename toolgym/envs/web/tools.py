@@ -14,7 +14,7 @@ from typing import Any
 
 from toolgym.envs.web import driver
 from toolgym.sandbox.base import Sandbox
-from toolgym.tools import ToolResult, ToolSet, tool
+from toolgym.tools import ToolContext, ToolResult, ToolSet, tool
 
 
 def _result(reply: dict[str, Any]) -> ToolResult:
@@ -36,16 +36,16 @@ def web_tools(*, timeout_s: float = 30.0) -> ToolSet:
         return _result(await driver.request(sandbox, message, timeout_s=timeout_s))
 
     @tool
-    async def click(sandbox: Sandbox, id: int) -> ToolResult:  # noqa: A002 - the agent's word
+    async def click(context: ToolContext, id: int) -> ToolResult:  # noqa: A002 - the agent's word
         """Click an element of the page with the mouse.
 
         Args:
             id: The element's number in brackets in the latest observation, e.g. 3 for [3].
         """
-        return await send(sandbox, op="click", id=id)
+        return await send(context.sandbox, op="click", id=id)
 
     @tool(name="type")
-    async def type_(sandbox: Sandbox, id: int, text: str) -> ToolResult:  # noqa: A002
+    async def type_(context: ToolContext, id: int, text: str) -> ToolResult:  # noqa: A002
         """Type text into a field, replacing what it holds; for a drop-down, choose the
         option with this text; for a slider or number field, set this value.
 
@@ -53,34 +53,34 @@ def web_tools(*, timeout_s: float = 30.0) -> ToolSet:
             id: The element's number in brackets in the latest observation.
             text: What to type (or the option, or the value).
         """
-        return await send(sandbox, op="type", id=id, text=text)
+        return await send(context.sandbox, op="type", id=id, text=text)
 
     @tool
-    async def press(sandbox: Sandbox, key: str) -> ToolResult:
+    async def press(context: ToolContext, key: str) -> ToolResult:
         """Press a key on the focused element, e.g. Enter to submit a form.
 
         Args:
             key: Enter, Tab, Escape, Backspace, Delete, Space, ArrowUp/Down/Left/Right,
                 Home, End, PageUp, PageDown, or one character.
         """
-        return await send(sandbox, op="press", key=key)
+        return await send(context.sandbox, op="press", key=key)
 
     @tool
-    async def scroll(sandbox: Sandbox, direction: str) -> ToolResult:
+    async def scroll(context: ToolContext, direction: str) -> ToolResult:
         """Scroll the page; the observation shows only what is on screen.
 
         Args:
             direction: "down" or "up" (500 pixels), "top" or "bottom".
         """
-        return await send(sandbox, op="scroll", direction=direction)
+        return await send(context.sandbox, op="scroll", direction=direction)
 
     @tool
-    async def goto(sandbox: Sandbox, path: str) -> ToolResult:
+    async def goto(context: ToolContext, path: str) -> ToolResult:
         """Open one of this site's pages, e.g. "/navigate-site.html#pricing".
 
         Args:
             path: A page of this site, optionally with a #section.
         """
-        return await send(sandbox, op="goto", path=path)
+        return await send(context.sandbox, op="goto", path=path)
 
     return ToolSet([click, type_, press, scroll, goto])

@@ -49,12 +49,13 @@ class PageStateVerifier:
     needs_sandbox = False
     """The browser must survive until scoring: no sandbox reset before :meth:`score`."""
 
-    async def score(self, sandbox: Sandbox, task: Task, answer: str) -> Score:
+    async def score(self, sandbox: Sandbox | None, task: Task, answer: str) -> Score:
         """Read the page's verdict; the final message ``answer`` is not used.
 
         Raises:
             SandboxCrashed: the driver is gone (an infrastructure error, not a 0).
         """
+        assert sandbox is not None, "the page lives in the sandbox: web envs hold one"
         reply = await driver.request(sandbox, {"op": "result"})
         href = str(reply.get("href", ""))
         result: Any = reply.get("result")
