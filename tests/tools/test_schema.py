@@ -79,7 +79,7 @@ def test_parse_docstring_without_sections_or_docstring():
     assert parse_docstring(None) == ("", {})
 
 
-async def _search(sandbox, query: str, k: int = 5, mode: Literal["bm25", "exact"] = "bm25",
+async def _search(context, query: str, k: int = 5, mode: Literal["bm25", "exact"] = "bm25",
                   tags: list[str] | None = None) -> str:
     """Search.
 
@@ -104,16 +104,16 @@ def test_function_parameters_required_defaults_and_descriptions():
 
 
 def test_function_parameters_errors_name_the_problem():
-    async def no_annotation(sandbox, x) -> str: ...  # noqa: ANN001
+    async def no_annotation(context, x) -> str: ...  # noqa: ANN001
 
-    async def stale_doc(sandbox, x: int) -> str:
+    async def stale_doc(context, x: int) -> str:
         """Doc.
 
         Args:
             y: Renamed long ago.
         """
 
-    async def star(sandbox, *args: int) -> str: ...
+    async def star(context, *args: int) -> str: ...
 
     with pytest.raises(TypeError, match="'x' needs a type annotation"):
         function_parameters(no_annotation, skip=1)
