@@ -10,7 +10,12 @@ import pytest
 
 from toolgym.errors import ConfigError, PoolExhausted
 from toolgym.sandbox import budget, cgroup
-from toolgym.sandbox.budget import MemoryBudget, cgroup_memory_limit_mb, host_memory_mb
+from toolgym.sandbox.budget import (
+    MemoryBudget,
+    Reservation,
+    cgroup_memory_limit_mb,
+    host_memory_mb,
+)
 from toolgym.sandbox.docker import DockerBackend
 from toolgym.sandbox.docker_client import daemon_info
 from toolgym.sandbox.limits import Limits
@@ -197,3 +202,24 @@ def test_the_cgroup_limit_of_a_process_and_its_ancestors(tmp_path):
     (v2 / "a" / "b" / "memory.max").write_text(f"{1 << 30}\n")
     proc.write_text("0::/a/b\n")
     assert cgroup_memory_limit_mb(proc, v2) == 1 << 10
+
+
+async def test_a_reservation_waits_past_its_timeout_while_memory_keeps_coming_back():
+    """On-demand providers wait in ``Reservation.reserve``: like the pool, a queue that moves
+    (another holder releasing and taking back every 0.2 s for 3 s) is no timeout (2 s)."""
+    held = MemoryBudget(256)
+    holder, waiter = Reservation([("budget", held)], 256), Reservation([("budget", held)], 256)
+    assert holder.try_reserve() is None
+
+    async def cycle() -> None:
+        for _ in range(15):
+            await asyncio.sleep(0.2)
+            holder.release()
+            assert holder.try_reserve() is None  # taken back before the waiter looks
+        holder.release()
+
+    cycling = asyncio.ensure_future(cycle())
+    await waiter.reserve(timeout=2.0)
+    assert cycling.done() and held.used_mb == 256
+    with pytest.raises(PoolExhausted, match="budget"):
+        await holder.reserve(timeout=0.3)  # nothing comes back: the timeout still holds

@@ -118,6 +118,8 @@ class MemoryBudget:
             raise ConfigError(f"a memory budget must be at least 1 MiB, got {limit_mb}")
         self.limit_mb = limit_mb
         self.used_mb = 0
+        self.releases = 0
+        """Promises taken back so far (a waiter times out only while this stands still)."""
         self._lock = threading.Lock()
 
     def try_reserve(self, mb: int) -> bool:
@@ -132,6 +134,7 @@ class MemoryBudget:
         """Take back a promise made by :meth:`try_reserve`."""
         with self._lock:
             self.used_mb = max(0, self.used_mb - mb)
+            self.releases += 1
 
 
 class Reservation:
@@ -166,15 +169,23 @@ class Reservation:
     async def reserve(self, timeout: float) -> None:
         """Wait until :meth:`try_reserve` succeeds (other providers release memory).
 
+        The ``timeout`` runs from the last release in any of the budgets: a queue
+        that moves is waited on however long it is (as in ``SandboxPool.acquire``).
+
         Raises:
-            PoolExhausted: it did not within ``timeout`` seconds (it names the budget).
+            PoolExhausted: no memory came back for ``timeout`` seconds (it names the budget).
         """
-        deadline = time.monotonic() + timeout
+        deadline, seen = time.monotonic() + timeout, self._releases()
         while (blocked := self.try_reserve()) is not None:
+            if (now := self._releases()) != seen:
+                deadline, seen = time.monotonic() + timeout, now
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PoolExhausted(0, timeout, blocked)
             await asyncio.sleep(min(remaining, BUDGET_POLL_S))
+
+    def _releases(self) -> int:
+        return sum(budget.releases for _, budget in self.budgets)
 
     def release(self) -> None:
         """Give back one sandbox's memory to every budget."""
