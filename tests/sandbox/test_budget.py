@@ -223,3 +223,42 @@ async def test_a_reservation_waits_past_its_timeout_while_memory_keeps_coming_ba
     assert cycling.done() and held.used_mb == 256
     with pytest.raises(PoolExhausted, match="budget"):
         await holder.reserve(timeout=0.3)  # nothing comes back: the timeout still holds
+
+
+async def test_a_reservation_whose_second_budget_is_spent_times_out():
+    """Taking back the first budget's promise when the second is spent is no release: a
+    waiter counting it as one would never time out (a pool's acquire hung this way)."""
+    first, second = MemoryBudget(512), MemoryBudget(256)
+    assert Reservation([("second", second)], 256).try_reserve() is None
+    waiter = Reservation([("first", first), ("second", second)], 256)
+    with pytest.raises(PoolExhausted, match="second"):
+        await asyncio.wait_for(waiter.reserve(timeout=0.3), 10)
+    assert first.used_mb == 0 and first.releases == 0
+
+
+async def test_a_pool_waiting_on_the_process_budget_counts_other_providers_releases(spec,
+                                                                                    monkeypatch):
+    """A pool blocked only by the process-wide budget waits on while other providers
+    (here a reservation as an on-demand provider holds one) release and retake memory
+    every 0.2 s for 3 s, past its 2 s timeout: the budget's queue moves, so it is no fault."""
+    shared = MemoryBudget(256)
+    monkeypatch.setitem(budget._budgets, "Docker host", shared)
+    holder = Reservation([("process-wide memory budget", shared)], 256)
+    assert holder.try_reserve() is None
+
+    async def cycle() -> None:
+        for _ in range(15):
+            await asyncio.sleep(0.2)
+            holder.release()
+            assert holder.try_reserve() is None  # taken back before the pool looks
+        holder.release()
+
+    config = PoolConfig(size=0, max_size=2, acquire_timeout_s=2.0, reap_orphans=False)
+    async with SandboxPool(spec, config) as pool:
+        cycling = asyncio.ensure_future(cycle())
+        sandbox = await pool.acquire()
+        assert cycling.done()
+        assert (await sandbox.aexec("echo ok")).stdout == "ok\n"
+        with pytest.raises(PoolExhausted, match="process-wide memory budget"):
+            await pool.acquire(timeout=0.3)  # nothing comes back: the timeout still holds
+        await pool.release(sandbox)

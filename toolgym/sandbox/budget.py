@@ -130,11 +130,18 @@ class MemoryBudget:
             self.used_mb += mb
             return True
 
-    def release(self, mb: int) -> None:
-        """Take back a promise made by :meth:`try_reserve`."""
+    def release(self, mb: int, *, undo: bool = False) -> None:
+        """Take back a promise made by :meth:`try_reserve`.
+
+        ``undo`` marks one taken back at once because another budget of the same
+        :class:`Reservation` was spent: no memory came free for a waiter, so it
+        is not counted in :attr:`releases` (else a waiter would wait forever on
+        its own attempts).
+        """
         with self._lock:
             self.used_mb = max(0, self.used_mb - mb)
-            self.releases += 1
+            if not undo:
+                self.releases += 1
 
 
 class Reservation:
@@ -161,7 +168,7 @@ class Reservation:
         for what, budget in self.budgets:
             if not budget.try_reserve(self.mb):
                 for done in taken:
-                    done.release(self.mb)
+                    done.release(self.mb, undo=True)
                 return what
             taken.append(budget)
         return None
@@ -175,16 +182,17 @@ class Reservation:
         Raises:
             PoolExhausted: no memory came back for ``timeout`` seconds (it names the budget).
         """
-        deadline, seen = time.monotonic() + timeout, self._releases()
+        deadline, seen = time.monotonic() + timeout, self.releases()
         while (blocked := self.try_reserve()) is not None:
-            if (now := self._releases()) != seen:
+            if (now := self.releases()) != seen:
                 deadline, seen = time.monotonic() + timeout, now
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise PoolExhausted(0, timeout, blocked)
             await asyncio.sleep(min(remaining, BUDGET_POLL_S))
 
-    def _releases(self) -> int:
+    def releases(self) -> int:
+        """Releases so far in any of the budgets: a waiter's sign that its queue moves."""
         return sum(budget.releases for _, budget in self.budgets)
 
     def release(self) -> None:

@@ -175,7 +175,8 @@ class SandboxPool:
         """Hand out a clean sandbox: a warm one at once, else a new one, else wait.
 
         A caller waits as long as the pool makes progress: the ``timeout`` runs
-        from the last time a sandbox came back, started or went (a pool at its
+        from the last time a sandbox came back, started or went, or memory came back
+        to a budget it shares with other providers of the process (a pool at its
         ``max_size`` or memory budget whose sandboxes are busy with live episodes
         is a queue, not a fault, however long the queue is).
 
@@ -188,13 +189,13 @@ class SandboxPool:
                 "pool is not started (use `async with pool` or `await pool.astart()`)"
             )
         timeout = self.config.acquire_timeout_s if timeout is None else timeout
-        deadline, seen = time.monotonic() + timeout, self._changes
+        deadline, seen = time.monotonic() + timeout, self._progress()
         sandbox: Sandbox | None
         while True:
             async with self._cond:
                 while True:
-                    if self._changes != seen:  # the pool moved: wait on from now
-                        deadline, seen = time.monotonic() + timeout, self._changes
+                    if (now := self._progress()) != seen:  # the queue moved: wait on from now
+                        deadline, seen = time.monotonic() + timeout, now
                     if self._idle:
                         sandbox, since = self._idle.pop()
                         break
@@ -273,6 +274,11 @@ class SandboxPool:
             yield
             self._changes += 1
             self._cond.notify_all()
+
+    def _progress(self) -> tuple[int, int]:
+        """The pool's own changes and the releases in its memory budgets, which other
+        pools and on-demand providers of the process share: either moving is a queue."""
+        return self._changes, self._memory.releases()
 
     def _make_reservation(self) -> Reservation:
         mb = self.spec.limits.memory_mb
