@@ -95,8 +95,10 @@ async def test_no_leak_after_exception_and_cancellation(spec):
 
 
 def _owner_script(body: str) -> str:
+    # An owner still alive after 45 s prints where it is stuck (to the test's failure).
     return textwrap.dedent(f"""
-        import asyncio, os, sys
+        import asyncio, faulthandler, os, sys
+        faulthandler.dump_traceback_later(45)
         from toolgym.sandbox.docker import SandboxSpec
         from toolgym.sandbox.pool import SandboxPool, PoolConfig
         from toolgym.sandbox.owner import RUN_ID
@@ -107,7 +109,18 @@ def _owner_script(body: str) -> str:
 
 def _spawn(body: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", _owner_script(body)], stdout=subprocess.PIPE,
-                            text=True, cwd=os.getcwd())
+                            stderr=subprocess.PIPE, text=True, cwd=os.getcwd())
+
+
+def _ended(proc: subprocess.Popen[str], timeout: float) -> None:
+    """Wait for ``proc``; if it hangs, kill it and fail with its stacks (no process leaks
+    into the next test's unraisable-exception check)."""
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"the owner did not exit within {timeout} s; its stacks:\n{err}")
 
 
 def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
@@ -121,8 +134,7 @@ def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
     run_id = proc.stdout.readline().strip()
     assert len(run_containers(run_id)) == 3
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    proc.stdout.close()
+    _ended(proc, timeout=60)
     assert len(run_containers(run_id)) == 3, "kill -9 leaves them (nothing can run)"
 
     async def start_new_pool():
@@ -150,8 +162,7 @@ def test_exit_hook_removes_containers(ending):
         proc.send_signal(signal.SIGTERM)
     elif ending == "sigint":
         proc.send_signal(signal.SIGINT)
-    proc.wait(timeout=60)
-    proc.stdout.close()
+    _ended(proc, timeout=60)
     assert run_containers(run_id) == []
 
 
