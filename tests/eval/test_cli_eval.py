@@ -66,12 +66,18 @@ def test_bad_agent_exits_1_with_one_line() -> None:
 
 
 @pytest.mark.docker
-def test_eval_oracle_from_the_command_line(tmp_path: Path) -> None:
+def test_eval_oracle_from_the_command_line(tmp_path: Path, monkeypatch) -> None:
+    """On a console narrower than the paths, the paths it prints stay whole (to copy them)."""
+    import toolgym.cli.eval as eval_cli
+
+    monkeypatch.setattr(eval_cli.console, "width", 40)
     args = ["eval", "--env", "toolgym/HumanEval-v0", "--agent", "oracle", "--tasks", "2",
             "--samples", "2", "--concurrency", "4", "--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    assert "pass@2" in result.output and "report.html" in result.output
+    assert "pass@2" in result.output
+    assert f"report: {tmp_path / 'report.html'}\n" in result.output
+    assert f"out {tmp_path}" in result.output
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["pass_at_k"] == {"1": 1.0, "2": 1.0}
     assert [r["task_id"] for r in summary["tasks"]] == ["HumanEval/0", "HumanEval/1"]

@@ -147,7 +147,11 @@ def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
 
 @pytest.mark.parametrize("ending", ["return", "raise", "sigterm", "sigint"])
 def test_exit_hook_removes_containers(ending):
+    # Ctrl-C as a terminal delivers it: Python's handler in place, even where the tests
+    # run as a background job of a shell (which starts its jobs with SIGINT ignored).
     proc = _spawn(f"""
+        import signal
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         cleanup.exit_on_sigterm()
         from toolgym.sandbox.docker import DockerSandbox
         sb = DockerSandbox.create(spec)

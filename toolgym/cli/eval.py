@@ -192,7 +192,8 @@ def eval_command(
         spec = parse_agent_spec(agent)
         scripted = spec.kind in ("oracle", "wrong")
         console.print(f"[dim]{env} · agent {agent} · {samples} sample(s) per task"
-                      f"{'' if scripted else f' · temperature {temp}'} · out {out}[/dim]")
+                      f"{'' if scripted else f' · temperature {temp}'} · out {out}[/dim]",
+                      soft_wrap=True)
         summary = asyncio.run(_main(env, spec, agent, out, samples=samples, concurrency=concurrency,
                                     tasks=tasks, split=split, sampling=sampling, seed=seed,
                                     api_key=api_key, device=device, token_ids=token_ids,
@@ -260,4 +261,5 @@ def _print_summary(summary: Any, out: Path) -> None:
     if not summary.complete:
         console.print("[yellow]incomplete[/yellow]: some (task, sample) pairs have no result; "
                       "run the same command again to finish them.")
-    console.print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}")
+    console.print(f"report: {out / 'report.html'}\nsummary: {out / 'summary.json'}",
+                  soft_wrap=True)  # paths unbroken, to copy
