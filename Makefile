@@ -4,6 +4,9 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PYTEST_ARGS ?=
+# pytest-xdist, one worker per core, a test file's tests on one worker (they share
+# module fixtures: an image, a browser's env); TEST_WORKERS= runs them in this process.
+TEST_WORKERS ?= -n auto --dist loadfile
 DEMO_ARGS ?=
 
 .PHONY: demo test lint integration setup docker venv images help
@@ -17,7 +20,7 @@ demo: setup ## set up, then train a tiny agent to use a calculator tool (SFT, th
 
 test: setup ## set up, check the code (make lint), then run the tests (PYTEST_ARGS="-k images" to pick some)
 	$(MAKE) --no-print-directory lint
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(TEST_WORKERS) $(PYTEST_ARGS)
 
 lint: ## ruff (style, docstrings) and mypy (types) over the code; needs .venv/ (make venv)
 	$(PY) -m ruff check .
