@@ -51,12 +51,21 @@ async def exec_latencies(spec: SandboxSpec, n: int = 200, n_baseline: int = 40) 
 
         await sb.aexec("true")  # warm both paths
         await exec_run(["true"])()
-        return [
+        timings = [
             await _time("docker exec_run: true", exec_run(["true"]), n_baseline),
             await _time("toolgym exec: true", lambda: sb.aexec("true"), n),
             await _time("docker exec_run: python snippet", exec_run(PY_SNIPPET), n_baseline),
             await _time("toolgym exec: python snippet", lambda: sb.aexec(PY_SNIPPET), n),
+            await _time("toolgym exec: true, trusted (no uid switch)",
+                        lambda: sb.aexec("true", trusted=True), n),
         ]
+        # The agent may kill its spawner (the parent of its commands); until the next
+        # reset its commands fork from the supervisor, as all did before the spawner.
+        await sb.aexec("kill -9 $PPID")
+        timings.append(await _time("toolgym exec: true, forked by the supervisor",
+                                   lambda: sb.aexec("true"), n))
+        await sb.areset()
+        return timings
 
 
 async def start_latencies(spec: SandboxSpec, n: int = 10) -> list[Timing]:
@@ -109,8 +118,11 @@ def speedups(timings: list[Timing]) -> list[str]:
     """One line per command timed both ways: exec_run p50 over toolgym's p50."""
     by_name = {t.name: t for t in timings}
     lines = []
-    for what in ("true", "python snippet"):
-        base, ours = by_name.get(f"docker exec_run: {what}"), by_name.get(f"toolgym exec: {what}")
+    for what, base_name in (("true", "true"), ("python snippet", "python snippet"),
+                            ("true, trusted (no uid switch)", "true"),
+                            ("true, forked by the supervisor", "true")):
+        base, ours = by_name.get(f"docker exec_run: {base_name}"), by_name.get(
+            f"toolgym exec: {what}")
         if base and ours:
             lines.append(f"exec p50 speed-up ({what}): {base.p50_ms / ours.p50_ms:.1f}x")
     return lines

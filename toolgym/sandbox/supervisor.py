@@ -13,10 +13,12 @@ requests may be in flight at once; each is served on its own thread.
 
 Out of the agent's reach. In a Docker sandbox the supervisor runs as the
 platform's uid (root of the container, holding only CAP_SETUID, CAP_SETGID and
-CAP_KILL: no file-permission bypass) and starts every agent command under
-:data:`AGENT_UID` in a forked child; the kernel then denies the agent's
-processes signals, ``ptrace``, ``/proc/<pid>/mem`` and ``/proc/<pid>/fd`` of
-the supervisor and of ``trusted`` commands (those keep the platform's uid).
+CAP_KILL: no file-permission bypass) and every agent command runs under
+:data:`AGENT_UID`, started by the spawner (:data:`SPAWNER_SOURCE`, a small
+non-dumpable process of that uid) or, without one, in a child forked here; the
+kernel then denies the agent's processes signals, ``ptrace``,
+``/proc/<pid>/mem`` and ``/proc/<pid>/fd`` of the supervisor and of
+``trusted`` commands (those keep the platform's uid and always fork here).
 The host starts it as ``python3 -I -S -c SOURCE`` with its cwd at ``/``: no
 directory the agent can write is on its ``sys.path``, and its code is the
 host's copy, never a file in the sandbox. File operations and the wipe of a
@@ -34,9 +36,11 @@ import base64
 import hashlib
 import json
 import os
+import select
 import selectors
 import shutil
 import signal
+import socket
 import struct
 import subprocess
 import sys
@@ -99,6 +103,336 @@ def _kill_group(pid):
     return True
 
 
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+SPAWNER_SOURCE = r"""
+import ctypes, json, os, selectors, socket, subprocess, sys
+ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace, /proc/self/{mem,fd}
+sock = socket.socket(fileno=int(sys.argv[1]))
+sel = selectors.DefaultSelector()
+sel.register(sock, selectors.EVENT_READ)
+def send(msg):
+    sock.send(json.dumps(msg).encode())
+send({"ready": os.getpid()})
+while True:
+    for key, _ in sel.select():
+        if key.fileobj is sock:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+            if not msg:
+                sys.exit(0)
+            req = json.loads(msg)
+            try:
+                proc = subprocess.Popen(req["argv"], stdin=fds[0], stdout=fds[1], stderr=fds[2],
+                                        cwd=req["cwd"], env=req["env"], start_new_session=True)
+            except OSError as exc:
+                send({"id": req["id"], "error": str(exc)})
+            else:
+                sel.register(os.pidfd_open(proc.pid), selectors.EVENT_READ, (req["id"], proc))
+                send({"id": req["id"], "pid": proc.pid})
+            finally:
+                for fd in fds:
+                    os.close(fd)
+        else:
+            rid, proc = key.data
+            sel.unregister(key.fd)
+            os.close(key.fd)
+            send({"id": rid, "exit": proc.wait()})
+"""
+"""The spawner: a small process of the agent's uid that starts the agent's commands.
+
+A fork that switches uid cannot use ``vfork`` and copies the supervisor's page
+tables: ~1 ms more per command than a ``vfork`` of the same uid (see the
+README's Performance section). So the supervisor keeps one such process per
+episode, started at its own start and after each reset (which stops it first),
+hands it each command with its three pipe ends over a ``SOCK_SEQPACKET``
+socket pair and is told the pid and, later, the exit status. It holds nothing
+the agent's own processes could not: it is of the agent's uid, non-dumpable
+(they cannot trace it or take its socket), started isolated (``-I -S``, cwd
+``/``) from this copy of its source while no process of the agent's runs, and
+what it says is checked (a pid must be the agent's before it is ever signalled;
+a command's end is seen through a pidfd of the supervisor's own). Killing or
+stopping it costs the agent only its own speed: a command it was given is
+never started twice; its status may come back unknown (255, with a note on
+stderr) and later commands fork from the supervisor until the next reset."""
+
+SPAWNER_WAIT_S = 5.0
+"""How long a command waits for the spawner before it is dropped (stopped by the agent)."""
+LOST_NOTE = (b"\n[toolgym] the process that starts your commands was stopped or killed before it"
+             b" told how this one ended (exit status unknown); later ones start without it\n")
+SPAWNER_EXIT_WAIT_S = 1.0
+"""How long after a command ended its spawner may take to tell the status (~1 ms honest)."""
+SPAWNER_MESSAGE_BYTES = 4096
+"""The longest reply the supervisor reads from the spawner: an honest one is ~40 bytes."""
+
+
+class _Started:
+    """One command the spawner started: its pid and, once told, its exit status."""
+
+    def __init__(self):
+        self.pid = None
+        self.uid = None  # the agent's, once the pid was seen alive under it: only then killed
+        self.pidfd = None  # readable once it has ended, whatever the spawner says
+        self.sock = None  # of the spawner that started it
+        self.code = None
+        self.error = None
+        self.have_pid = threading.Event()
+        self.done = threading.Event()
+
+
+class _Spawner:
+    """The supervisor's side of :data:`SPAWNER_SOURCE`: start, hand over commands, stop."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.sock = None
+        self.proc = None
+        self.started = {}
+        self.next_id = 0
+        self.idle = threading.Event()  # no start in progress
+        self.idle.set()
+
+    def start_async(self, uid):
+        """Start a spawner of ``uid`` on a thread, unless one runs or is starting.
+
+        Until it is up, the agent's commands wait for it (:meth:`spawn`), so no
+        process of the agent's exists while it is still traceable (before its
+        ``prctl``): a reset has just killed them all.
+        """
+        with self.lock:
+            if self.sock is not None or not self.idle.is_set():
+                return
+            self.idle.clear()
+
+        def run():
+            try:
+                self.start(uid)
+            finally:
+                self.idle.set()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def start(self, uid):
+        """Start a spawner of ``uid`` (blocking, ~20 ms); on failure commands fork here."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", "-c", SPAWNER_SOURCE, str(theirs.fileno())],
+                pass_fds=(theirs.fileno(),), cwd="/", env={"PATH": os.environ.get("PATH", "")},
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                start_new_session=True, user=uid, group=uid, extra_groups=[])
+        except OSError:
+            ours.close()
+            return
+        finally:
+            theirs.close()
+        ours.settimeout(5.0)
+        try:
+            hello = json.loads(ours.recv(SPAWNER_MESSAGE_BYTES) or b"{}")
+        except (OSError, ValueError):
+            hello = {}
+        if hello.get("ready") != proc.pid or _owner(proc.pid) != uid:
+            ours.close()
+            _kill_group(proc.pid)
+            proc.wait()
+            return
+        ours.settimeout(None)
+        with self.lock:
+            self.sock, self.proc = ours, proc
+        threading.Thread(target=self._read, args=(ours, uid), daemon=True).start()
+
+    def _read(self, sock, uid):
+        """Deliver the spawner's replies; on EOF or a malformed one, drop the spawner."""
+        while True:
+            try:
+                msg = json.loads(sock.recv(SPAWNER_MESSAGE_BYTES))
+                started = self.started.get(msg["id"])
+            except (OSError, ValueError, TypeError, KeyError):
+                break
+            if started is None:
+                break
+            if "pid" in msg:
+                pid = msg["pid"]
+                owner = _owner(pid) if isinstance(pid, int) and pid > 1 else -1
+                if owner is not None and owner != uid:
+                    break  # a pid that is not the agent's own: never signal it
+                started.pid = pid
+                if owner is not None:  # else it has exited (and was reaped) already
+                    started.uid = uid
+                    SPAWNED_GROUPS.pgids.add(pid)
+                    try:
+                        started.pidfd = os.pidfd_open(pid)
+                    except OSError:
+                        pass
+                started.have_pid.set()
+            elif "exit" in msg:
+                started.code = msg["exit"]
+                self.started.pop(msg["id"], None)
+                started.done.set()
+            else:
+                started.error = str(msg.get("error"))
+                self.started.pop(msg["id"], None)
+                started.have_pid.set()
+        self.stop(sock)
+
+    def spawn(self, argv, cwd, env, fds, wait_s):
+        """Have the spawner start ``argv`` on ``fds``; None if there is no spawner to ask.
+
+        Once asked, the command is never started a second time here: a spawner
+        that says nothing for ``wait_s`` (stopped by the agent) is dropped and the
+        command it may have started killed, and one that dies first leaves the
+        command "lost" (``pid`` None, exit status unknown).
+
+        Raises:
+            OSError: the spawner could not start the command (as Popen would).
+        """
+        self.idle.wait(wait_s)
+        with self.lock:
+            sock = self.sock
+            if sock is None:
+                return None
+            self.next_id += 1
+            rid = self.next_id
+            started = self.started[rid] = _Started()
+            started.sock = sock
+        body = json.dumps({"id": rid, "argv": argv, "cwd": cwd, "env": env}).encode()
+        try:  # MSG_NOSIGNAL: a spawner the agent killed must not SIGPIPE the supervisor
+            socket.send_fds(sock, [body], fds, socket.MSG_NOSIGNAL)
+        except OSError:  # too long a message, or the spawner is gone: it never saw it
+            self.started.pop(rid, None)
+            return None
+        if not started.have_pid.wait(wait_s):
+            self.stop(sock)  # stopped by the agent: later commands fork from here
+        if started.error is not None:
+            raise OSError(started.error)
+        return started
+
+    def stop(self, sock=None):
+        """Drop the spawner (``sock``: only if it is still that one); wake every waiter."""
+        with self.lock:
+            if self.sock is None or (sock is not None and sock is not self.sock):
+                return
+            sock, proc, self.sock, self.proc = self.sock, self.proc, None, None
+            waiting, self.started = self.started, {}
+        sock.close()
+        os.kill(proc.pid, signal.SIGSTOP)  # it starts nothing more while its children are read
+        known = {started.pid for started in waiting.values()}
+        for pid in _children(proc.pid):
+            if pid not in known:  # started, never reported: nobody could kill it at its deadline
+                _kill_group(pid)
+                _kill(pid)
+        _kill_group(proc.pid)
+        proc.wait()
+        for started in waiting.values():
+            started.have_pid.set()
+            started.done.set()
+
+
+SPAWNER = _Spawner()
+
+
+def _children(ppid):
+    """Pids whose parent is ``ppid`` (``/proc/<pid>/stat`` is readable across uids)."""
+    pids = []
+    for name in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        if int(stat.rpartition(")")[2].split()[1]) == ppid:
+            pids.append(int(name))
+    return pids
+
+
+def _owner(pid):
+    """The uid of process ``pid``; None if there is none."""
+    try:
+        return os.stat(f"/proc/{pid}").st_uid
+    except OSError:
+        return None
+
+
+class _Process:
+    """A started command, whichever way it was started: ``pid``, ``poll()``, ``wait(timeout)``."""
+
+    def __init__(self, popen=None, started=None):
+        self.popen, self.started = popen, started
+        self.pid = popen.pid if popen is not None else started.pid
+
+    @property
+    def lost(self):
+        """Started by a spawner that went before it told the exit status (or the pid)."""
+        return self.started is not None and self.started.code is None and self.started.done.is_set()
+
+    def kill(self):
+        """SIGKILL the command's process group (the spawner's: if it is still the agent's)."""
+        if self.popen is not None or (
+                self.started.uid is not None and _owner(self.pid) == self.started.uid):
+            _kill_group(self.pid)
+
+    def poll(self):
+        if self.popen is not None:
+            return self.popen.poll()
+        return self._code() if self.started.done.is_set() else None
+
+    def wait(self, timeout):
+        """The exit status; ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
+
+        A spawner that stays silent about a command that has ended (stopped by
+        the agent) is dropped after :data:`SPAWNER_EXIT_WAIT_S`: the status is unknown.
+        """
+        if self.popen is not None:
+            return self.popen.wait(timeout=timeout)
+        end = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        ended = None
+        while not self.started.done.wait(max(0.0, min(0.05, end - time.monotonic()))):
+            now = time.monotonic()
+            if ended is None and self._ended():
+                ended = now
+            if ended is not None and now - ended >= SPAWNER_EXIT_WAIT_S:
+                self.drop()
+                break
+            if now >= end:
+                raise subprocess.TimeoutExpired("agent command", timeout)
+        return self._code()
+
+    def drop(self):
+        """Stop waiting on the spawner that started this command (it is stopped or lying)."""
+        if self.started is not None:
+            SPAWNER.stop(self.started.sock)
+
+    def close(self):
+        if self.started is not None and self.started.pidfd is not None:
+            os.close(self.started.pidfd)
+            self.started.pidfd = None
+
+    def _ended(self):
+        pidfd = self.started.pidfd
+        return pidfd is None or bool(select.select([pidfd], [], [], 0)[0])
+
+    def _code(self):
+        code = self.started.code
+        return code if isinstance(code, int) else 255  # the spawner died first: unknown
+
+
+def _start(argv, cwd, env, fds, as_agent, timeout):
+    """Start ``argv`` on ``fds`` (stdin, stdout, stderr): through the spawner when the
+    command is the agent's and one runs, else by forking here."""
+    if as_agent:
+        started = SPAWNER.spawn(argv, cwd, env, fds, min(SPAWNER_WAIT_S, timeout + 1.0))
+        if started is not None:
+            return _Process(started=started)
+    popen = SPAWNED_GROUPS.add_popen(
+        argv, stdin=fds[0], stdout=fds[1], stderr=fds[2], cwd=cwd, env=env,
+        start_new_session=True, **as_agent)
+    return _Process(popen=popen)
+
+
 def run_command(req):
     """Run one command under a deadline and an output cap; never raises for the command's sake."""
     cmd = req["cmd"]
@@ -112,33 +446,32 @@ def run_command(req):
     agent = CONFIG["agent_uid"]
     as_agent = {} if req.get("trusted") or agent is None else {
         "user": agent, "group": agent, "extra_groups": []}
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r, in_w = os.pipe() if stdin_data is not None else (os.open(os.devnull, os.O_RDONLY), None)
     try:
-        proc = SPAWNED_GROUPS.add_popen(
-            argv,
-            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=req.get("cwd") or None,
-            env=env,
-            start_new_session=True,
-            **as_agent,
-        )
+        proc = _start(argv, req.get("cwd") or None, env, [in_r, out_w, err_w], as_agent, timeout)
     except OSError as exc:  # no such file, fork failed under the pids cap, bad cwd
+        for fd in (out_r, out_w, err_r, err_w, in_r, in_w):
+            if fd is not None:
+                os.close(fd)
         return {"exit_code": 127, "stdout": "", "stderr": b64(f"{exc}\n".encode()),
                 "timed_out": False, "truncated": False, "duration_s": time.monotonic() - start}
-    fd_out, fd_err = proc.stdout.fileno(), proc.stderr.fileno()
-    out = {fd_out: bytearray(), fd_err: bytearray()}
+    for fd in (in_r, out_w, err_w):
+        os.close(fd)
+    out = {out_r: bytearray(), err_r: bytearray()}
     truncated = False
     timed_out = False
     sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    sel.register(proc.stderr, selectors.EVENT_READ)
-    if stdin_data is not None:
-        os.set_blocking(proc.stdin.fileno(), False)
+    sel.register(out_r, selectors.EVENT_READ)
+    sel.register(err_r, selectors.EVENT_READ)
+    if in_w is not None:
+        os.set_blocking(in_w, False)
         if stdin_data:
-            sel.register(proc.stdin, selectors.EVENT_WRITE)
+            sel.register(in_w, selectors.EVENT_WRITE)
         else:
-            proc.stdin.close()
+            os.close(in_w)
+            in_w = None
     pending = memoryview(stdin_data or b"")
     deadline = start + timeout
     exit_deadline = None
@@ -146,7 +479,7 @@ def run_command(req):
         now = time.monotonic()
         if not timed_out and now >= deadline:
             timed_out = True
-            _kill_group(proc.pid)
+            proc.kill()
             exit_deadline = now + AFTER_EXIT_GRACE_S
         if exit_deadline is None and proc.poll() is not None:
             exit_deadline = now + AFTER_EXIT_GRACE_S
@@ -154,19 +487,20 @@ def run_command(req):
             break
         limit = exit_deadline if exit_deadline is not None else deadline
         for key, _ in sel.select(timeout=max(0.0, min(limit - now, 0.05))):
-            if key.fileobj is proc.stdin:
+            if key.fd == in_w:
                 try:
-                    n = os.write(key.fd, pending[:65536])
+                    n = os.write(in_w, pending[:65536])
                 except (BrokenPipeError, BlockingIOError):
                     n = len(pending)
                 pending = pending[n:]
                 if not pending:
-                    sel.unregister(proc.stdin)
-                    proc.stdin.close()
+                    sel.unregister(in_w)
+                    os.close(in_w)
+                    in_w = None
                 continue
             chunk = os.read(key.fd, 65536)
             if not chunk:
-                sel.unregister(key.fileobj)
+                sel.unregister(key.fd)
                 continue
             buf = out[key.fd]
             room = cap - len(buf)
@@ -175,19 +509,26 @@ def run_command(req):
                 chunk = chunk[: max(room, 0)]
             buf += chunk
     sel.close()
-    for stream in (proc.stdout, proc.stderr, proc.stdin):
-        if stream is not None and not stream.closed:
-            stream.close()
+    for fd in (out_r, err_r, in_w):
+        if fd is not None:
+            os.close(fd)
     try:
         code = proc.wait(timeout=max(0.0, deadline - time.monotonic()) + 1.0)
     except subprocess.TimeoutExpired:
         timed_out = True
-        _kill_group(proc.pid)
-        code = proc.wait()
+        proc.kill()
+        try:
+            code = proc.wait(timeout=SPAWNER_EXIT_WAIT_S + 1.0)
+        except subprocess.TimeoutExpired:  # a spawner that never saw it end (uid unknown)
+            proc.drop()
+            code = proc.wait(timeout=None)
+    proc.close()
+    if proc.lost:
+        out[err_r] += LOST_NOTE
     return {
         "exit_code": code,
-        "stdout": b64(bytes(out[fd_out])),
-        "stderr": b64(bytes(out[fd_err])),
+        "stdout": b64(bytes(out[out_r])),
+        "stderr": b64(bytes(out[err_r])),
         "timed_out": timed_out,
         "truncated": truncated,
         "duration_s": time.monotonic() - start,
@@ -382,12 +723,16 @@ def reset(req):
     """
     # A child that was still inside its command's group when the group died
     # counts too: whether it had reached its own setsid() yet is a race.
+    SPAWNER.idle.wait(SPAWNER_WAIT_S)
+    SPAWNER.stop()
     killed = SPAWNED_GROUPS.kill_all()
     sweep = req.get("sweep_uid", True)
     killed += _kill_agent_processes() if sweep else 0
     _wipe(req.get("wipe", []))
     if sweep:
         _remove_sysv_ipc()
+    if CONFIG["agent_uid"] is not None:
+        SPAWNER.start_async(CONFIG["agent_uid"])
     return {"killed": killed, "uid": os.getuid(), "proof": _proof(req.get("challenge", ""))}
 
 
@@ -452,4 +797,6 @@ def configure(argv):
 if __name__ == "__main__":
     configure(sys.argv)
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    if CONFIG["agent_uid"] is not None:
+        SPAWNER.start_async(CONFIG["agent_uid"])
     serve(sys.stdin.buffer, sys.stdout.buffer)

@@ -1,0 +1,150 @@
+"""The spawner: the agent's commands start from a process of the agent's own uid.
+
+It is on the hot path (see the README's Performance section) and of the agent's
+uid, so each test is either "a command started by it is the same as one forked
+by the supervisor" or an attack the agent can make on it with its own commands:
+the attack must not reach it, or cost the agent nothing but speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import textwrap
+
+import pytest
+
+from toolgym.sandbox.supervisor import SPAWNER_EXIT_WAIT_S
+
+pytestmark = pytest.mark.docker
+
+WHO = textwrap.dedent("""
+    import os
+    print(json.dumps({"ppid": os.getppid(), "uid": os.getresuid(), "gid": os.getresgid(),
+                      "groups": os.getgroups(), "sid": os.getsid(0), "pid": os.getpid()}))
+""")
+
+
+async def _who(sandbox, **kwargs) -> dict:
+    r = await sandbox.aexec(["python3", "-c", "import json\n" + WHO], **kwargs)
+    assert r.ok, r.stderr
+    return json.loads(r.stdout)
+
+
+async def _spawner(sandbox) -> int | None:
+    """The pid of the supervisor's child of the agent's uid, if there is one."""
+    supervisor = sandbox._channel.supervisor_pid  # noqa: SLF001
+    r = await sandbox.aexec(
+        f"grep -l '^PPid:\\s*{supervisor}$' /proc/[0-9]*/status | "
+        "xargs grep -l '^Uid:\\s*1000\\s' | cut -d/ -f3", trusted=True)
+    pids = [int(p) for p in r.stdout.split()]
+    assert len(pids) <= 1, pids
+    return pids[0] if pids else None
+
+
+async def test_agent_commands_start_from_the_spawner_as_the_agent_in_their_own_session(
+        sandbox):
+    spawner = await _spawner(sandbox)
+    assert spawner is not None
+    me = await _who(sandbox)
+    assert me["ppid"] == spawner
+    assert me["uid"] == [1000] * 3 and me["gid"] == [1000] * 3 and me["groups"] == []
+    assert me["sid"] == me["pid"]
+    platform = await _who(sandbox, trusted=True)
+    assert platform["ppid"] == sandbox._channel.supervisor_pid  # noqa: SLF001
+    assert platform["uid"] == [0] * 3
+    results = await asyncio.gather(*(sandbox.aexec(f"echo {i}; exit {i % 7}") for i in range(24)))
+    assert [(r.stdout, r.exit_code) for r in results] == [(f"{i}\n", i % 7) for i in range(24)]
+    r = await sandbox.aexec("cat; echo err >&2", stdin="in\n", env={"A": "b"}, workdir="/tmp")
+    assert (r.stdout, r.stderr, r.exit_code) == ("in\n", "err\n", 0)
+    r = await sandbox.aexec("echo $A; pwd", env={"A": "b"}, workdir="/tmp")
+    assert r.stdout == "b\n/tmp\n"
+    r = await sandbox.aexec("no-such-command-xyz")
+    assert r.exit_code == 127
+    r = await sandbox.aexec(["/no/such/binary"])
+    assert r.exit_code == 127 and "No such file" in r.stderr
+
+
+REACH_SPAWNER = """
+import ctypes, json, os, sys
+pid = int(sys.argv[1])
+libc = ctypes.CDLL(None, use_errno=True)
+out = {}
+def attempt(name, fn):
+    try:
+        fn()
+        out[name] = "done"
+    except OSError as exc:
+        out[name] = type(exc).__name__
+def ptrace(request):
+    if libc.ptrace(request, pid, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "ptrace")
+attempt("ptrace_attach", lambda: ptrace(16))
+attempt("ptrace_seize", lambda: ptrace(0x4206))
+attempt("mem", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
+attempt("environ", lambda: open(f"/proc/{pid}/environ", "rb").read())
+attempt("fds", lambda: os.listdir(f"/proc/{pid}/fd"))
+for fd in range(3, 8):
+    attempt(f"fd{fd}", lambda: open(f"/proc/{pid}/fd/{fd}", "rb"))
+attempt("cwd", lambda: os.readlink(f"/proc/{pid}/cwd"))
+print(json.dumps(out))
+"""
+
+
+async def test_the_agent_cannot_trace_or_take_the_spawners_socket(sandbox):
+    spawner = await _spawner(sandbox)
+    r = await sandbox.aexec(["python3", "-c", REACH_SPAWNER, str(spawner)])
+    outcomes = json.loads(r.stdout)
+    assert outcomes == {name: "PermissionError" for name in outcomes}, outcomes
+    assert len(outcomes) == 11
+    r = await sandbox.aexec(f"ls -l /proc/{spawner}/fd 2>&1; ls -l /proc/self/fd")
+    assert "socket:" not in r.stdout, "no command inherits the spawner's socket"
+
+
+async def test_a_killed_spawner_costs_the_agent_only_speed_and_a_reset_restores_it(sandbox):
+    spawner = await _spawner(sandbox)
+    r = await sandbox.aexec(f"kill -9 {spawner}; echo after")
+    assert r.stdout == "after\n"
+    for _ in range(3):
+        me = await _who(sandbox)
+        assert me["ppid"] == sandbox._channel.supervisor_pid  # noqa: SLF001 - forked again
+        assert me["uid"] == [1000] * 3 and me["groups"] == [] and me["sid"] == me["pid"]
+    assert await _spawner(sandbox) is None
+    await sandbox.areset()
+    again = await _spawner(sandbox)
+    assert again is not None and again != spawner
+    assert (await _who(sandbox))["ppid"] == again
+    assert sandbox.events["channel_restarts"] == 0 and not sandbox.tainted
+
+
+async def test_a_stopped_spawner_is_dropped_and_no_command_runs_twice(sandbox):
+    spawner = await _spawner(sandbox)
+    r = await sandbox.aexec(f"kill -STOP {spawner}; echo once >> /tmp/count; cat /tmp/count")
+    assert r.stdout == "once\n", "run once (a silent spawner's command is not rerun)"
+    assert r.exit_code == 255 and "exit status unknown" in r.stderr
+    assert await _spawner(sandbox) is None, "the stopped spawner was killed"
+    for _ in range(3):
+        r = await sandbox.aexec("echo quick; cat /tmp/count")
+        assert r.stdout == "quick\nonce\n" and r.exit_code == 0 and r.duration_s < 1.0
+    await sandbox.areset()
+    assert await _spawner(sandbox) not in (None, spawner)
+
+
+async def test_a_command_whose_spawner_stops_still_ends_at_its_deadline(sandbox):
+    spawner = await _spawner(sandbox)
+    r = await sandbox.aexec(f"kill -STOP {spawner}; sleep 30", timeout=1.0)
+    assert r.timed_out and r.exit_code == 255
+    assert r.duration_s < 1.0 + 3.0, "the spawner's silence is bounded by the deadline"
+    ps = await sandbox.aexec("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+    assert "sleep 30" not in ps.stdout, "the command it started but never reported is killed"
+    assert (await sandbox.aexec("echo alive")).stdout == "alive\n"
+
+
+async def test_a_background_stop_of_the_spawner_while_a_command_runs(sandbox):
+    spawner = await _spawner(sandbox)
+    r = await sandbox.aexec(f"(sleep 0.3; kill -STOP {spawner}) & sleep 1; echo done",
+                            timeout=3.0)
+    assert r.stdout == "done\n" and not r.timed_out and r.exit_code == 255
+    assert r.duration_s < 1.0 + SPAWNER_EXIT_WAIT_S + 0.5, "its end is seen without the spawner"
+    assert (await sandbox.aexec("echo alive")).stdout == "alive\n"
+    assert not sandbox.tainted
