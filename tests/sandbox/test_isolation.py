@@ -12,6 +12,7 @@ import tracemalloc
 
 import pytest
 
+from tests.helpers.reach import REACH_PRELUDE
 from toolgym.sandbox.base import PLATFORM_DIR
 from toolgym.sandbox.pool import PoolConfig, SandboxPool
 
@@ -26,20 +27,7 @@ def _supervisor_pid(sandbox) -> int:
     return sandbox._channel.supervisor_pid  # noqa: SLF001
 
 
-REACH_SUPERVISOR = """
-import ctypes, json, os, signal, sys
-pid = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-out = {}
-def attempt(name, fn):
-    try:
-        fn()
-        out[name] = "done"
-    except OSError as exc:
-        out[name] = type(exc).__name__
-def ptrace(request):
-    if libc.ptrace(request, pid, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "ptrace")
+REACH_SUPERVISOR = REACH_PRELUDE + """
 attempt("stop", lambda: os.kill(pid, signal.SIGSTOP))
 attempt("kill", lambda: os.kill(pid, signal.SIGKILL))
 attempt("ptrace_attach", lambda: ptrace(16))

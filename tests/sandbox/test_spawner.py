@@ -14,6 +14,7 @@ import textwrap
 
 import pytest
 
+from tests.helpers.reach import REACH_PRELUDE
 from toolgym.sandbox.supervisor import SPAWNER_EXIT_WAIT_S
 
 pytestmark = pytest.mark.docker
@@ -65,20 +66,7 @@ async def test_agent_commands_start_from_the_spawner_as_the_agent_in_their_own_s
     assert r.exit_code == 127 and "No such file" in r.stderr
 
 
-REACH_SPAWNER = """
-import ctypes, json, os, sys
-pid = int(sys.argv[1])
-libc = ctypes.CDLL(None, use_errno=True)
-out = {}
-def attempt(name, fn):
-    try:
-        fn()
-        out[name] = "done"
-    except OSError as exc:
-        out[name] = type(exc).__name__
-def ptrace(request):
-    if libc.ptrace(request, pid, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "ptrace")
+REACH_SPAWNER = REACH_PRELUDE + """
 attempt("ptrace_attach", lambda: ptrace(16))
 attempt("ptrace_seize", lambda: ptrace(0x4206))
 attempt("mem", lambda: open(f"/proc/{pid}/mem", "rb").read(1))
@@ -148,3 +136,15 @@ async def test_a_background_stop_of_the_spawner_while_a_command_runs(sandbox):
     assert r.duration_s < 1.0 + SPAWNER_EXIT_WAIT_S + 0.5, "its end is seen without the spawner"
     assert (await sandbox.aexec("echo alive")).stdout == "alive\n"
     assert not sandbox.tainted
+
+
+async def test_a_command_sent_to_a_stopped_spawner_is_not_started_a_second_time_here(sandbox):
+    # Whether a silent spawner started it cannot be known, so the supervisor never
+    # forks it again: the agent is told its status is unknown, and the next one runs.
+    spawner = await _spawner(sandbox)
+    await sandbox.aexec(f"(sleep 0.2; kill -STOP {spawner}) > /dev/null 2>&1 &")
+    await asyncio.sleep(0.5)
+    r = await sandbox.aexec("echo ran >> /tmp/runs", timeout=1.0)
+    assert r.exit_code == 255 and "exit status unknown" in r.stderr
+    r = await sandbox.aexec("cat /tmp/runs 2>/dev/null; echo next")
+    assert r.stdout.count("ran") <= 1 and r.stdout.endswith("next\n") and r.exit_code == 0
