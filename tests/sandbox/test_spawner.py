@@ -10,20 +10,59 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
 import textwrap
 
 import pytest
 
 from tests.helpers.reach import REACH_PRELUDE
+from toolgym.sandbox import supervisor
 from toolgym.sandbox.supervisor import SPAWNER_EXIT_WAIT_S
 
-pytestmark = pytest.mark.docker
 
 WHO = textwrap.dedent("""
     import os
     print(json.dumps({"ppid": os.getppid(), "uid": os.getresuid(), "gid": os.getresgid(),
                       "groups": os.getgroups(), "sid": os.getsid(0), "pid": os.getpid()}))
 """)
+
+
+def _child(*argv: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(list(argv))
+
+
+def test_a_reported_pid_is_pinned_only_while_it_is_the_agents():
+    me = os.getuid()
+    live = _child("sleep", "30")
+    try:
+        pidfd = supervisor._pidfd_of(live.pid, me)  # noqa: SLF001
+        assert isinstance(pidfd, int)
+        os.close(pidfd)
+        with pytest.raises(PermissionError):
+            supervisor._pidfd_of(live.pid, me + 1)  # noqa: SLF001
+    finally:
+        live.kill()
+    os.waitid(os.P_PID, live.pid, os.WEXITED | os.WNOWAIT)  # a zombie: ended, not reaped
+    pidfd = supervisor._pidfd_of(live.pid, me)  # noqa: SLF001
+    assert isinstance(pidfd, int), "ended but not reaped: its pid is still its own"
+    os.close(pidfd)
+    live.wait()
+    assert supervisor._pidfd_of(live.pid, me) is None  # noqa: SLF001
+
+
+def test_a_pid_reaped_while_its_owner_is_read_is_gone_not_foreign(monkeypatch):
+    # The kernel's stat of /proc/<pid> answers uid 0 while the parent reaps the
+    # process: such a command has ended at once, it is not someone else's.
+    child = _child("true")
+    os.waitid(os.P_PID, child.pid, os.WEXITED | os.WNOWAIT)
+
+    def owner_while_reaped(pid: int) -> int:
+        child.wait()  # reaped between the pidfd and the owner read, as by the spawner
+        return 0
+
+    monkeypatch.setattr(supervisor, "_owner", owner_while_reaped)
+    assert supervisor._pidfd_of(child.pid, os.getuid()) is None  # noqa: SLF001
 
 
 async def _who(sandbox, **kwargs) -> dict:
@@ -43,6 +82,7 @@ async def _spawner(sandbox) -> int | None:
     return pids[0] if pids else None
 
 
+@pytest.mark.docker
 async def test_agent_commands_start_from_the_spawner_as_the_agent_in_their_own_session(
         sandbox):
     spawner = await _spawner(sandbox)
@@ -79,6 +119,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.docker
 async def test_the_agent_cannot_trace_or_take_the_spawners_socket(sandbox):
     spawner = await _spawner(sandbox)
     r = await sandbox.aexec(["python3", "-c", REACH_SPAWNER, str(spawner)])
@@ -89,6 +130,7 @@ async def test_the_agent_cannot_trace_or_take_the_spawners_socket(sandbox):
     assert "socket:" not in r.stdout, "no command inherits the spawner's socket"
 
 
+@pytest.mark.docker
 async def test_a_killed_spawner_costs_the_agent_only_speed_and_a_reset_restores_it(sandbox):
     spawner = await _spawner(sandbox)
     r = await sandbox.aexec(f"kill -9 {spawner}; echo after")
@@ -105,6 +147,7 @@ async def test_a_killed_spawner_costs_the_agent_only_speed_and_a_reset_restores_
     assert sandbox.events["channel_restarts"] == 0 and not sandbox.tainted
 
 
+@pytest.mark.docker
 async def test_a_stopped_spawner_is_dropped_and_no_command_runs_twice(sandbox):
     spawner = await _spawner(sandbox)
     r = await sandbox.aexec(f"kill -STOP {spawner}; echo once >> /tmp/count; cat /tmp/count")
@@ -118,6 +161,7 @@ async def test_a_stopped_spawner_is_dropped_and_no_command_runs_twice(sandbox):
     assert await _spawner(sandbox) not in (None, spawner)
 
 
+@pytest.mark.docker
 async def test_a_command_whose_spawner_stops_still_ends_at_its_deadline(sandbox):
     spawner = await _spawner(sandbox)
     r = await sandbox.aexec(f"kill -STOP {spawner}; sleep 30", timeout=1.0)
@@ -128,6 +172,7 @@ async def test_a_command_whose_spawner_stops_still_ends_at_its_deadline(sandbox)
     assert (await sandbox.aexec("echo alive")).stdout == "alive\n"
 
 
+@pytest.mark.docker
 async def test_a_background_stop_of_the_spawner_while_a_command_runs(sandbox):
     spawner = await _spawner(sandbox)
     r = await sandbox.aexec(f"(sleep 0.3; kill -STOP {spawner}) & sleep 1; echo done",
@@ -138,6 +183,20 @@ async def test_a_background_stop_of_the_spawner_while_a_command_runs(sandbox):
     assert not sandbox.tainted
 
 
+@pytest.mark.docker
+async def test_commands_that_end_at_once_keep_the_spawner(sandbox):
+    # Each reported pid is checked while the spawner may already be reaping it:
+    # a check that mistook that moment for another uid's process dropped the
+    # spawner and told an honest command its status was unknown (~1 in 900).
+    spawner = await _spawner(sandbox)
+    for _ in range(150):
+        results = await asyncio.gather(*(sandbox.aexec("true") for _ in range(32)))
+        assert all(r.exit_code == 0 and r.stderr == "" for r in results), [
+            (r.exit_code, r.stderr) for r in results if r.exit_code != 0]
+    assert await _spawner(sandbox) == spawner
+
+
+@pytest.mark.docker
 async def test_a_command_sent_to_a_stopped_spawner_is_not_started_a_second_time_here(sandbox):
     # Whether a silent spawner started it cannot be known, so the supervisor never
     # forks it again: the agent is told its status is unknown, and the next one runs.

@@ -257,17 +257,16 @@ class _Spawner:
                 break
             if "pid" in msg:
                 pid = msg["pid"]
-                owner = _owner(pid) if isinstance(pid, int) and pid > 1 else -1
-                if owner is not None and owner != uid:
+                if not isinstance(pid, int) or pid <= 1:
+                    break
+                try:
+                    pidfd = _pidfd_of(pid, uid)
+                except PermissionError:
                     break  # a pid that is not the agent's own: never signal it
                 started.pid = pid
-                if owner is not None:  # else it has exited (and was reaped) already
-                    started.uid = uid
+                if pidfd is not None:  # else it has exited (and was reaped) already
+                    started.uid, started.pidfd = uid, pidfd
                     SPAWNED_GROUPS.pgids.add(pid)
-                    try:
-                        started.pidfd = os.pidfd_open(pid)
-                    except OSError:
-                        pass
                 started.have_pid.set()
             elif "exit" in msg:
                 started.code = msg["exit"]
@@ -355,6 +354,33 @@ def _owner(pid):
         return os.stat(f"/proc/{pid}").st_uid
     except OSError:
         return None
+
+
+def _pidfd_of(pid, uid):
+    """A pidfd of process ``pid``, checked to be ``uid``'s; None if it is gone (reaped).
+
+    ``stat`` of ``/proc/<pid>`` answers uid 0 for a process its parent is
+    reaping at that moment (a command that ended at once: ~1 in 900 ``true``),
+    so the owner read counts only once the pidfd, taken before it, shows the
+    process still there after it: until it is reaped its pid is not reused.
+
+    Raises:
+        PermissionError: ``pid`` is a process of another uid.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return None
+    try:
+        owner = _owner(pid)
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        os.close(pidfd)
+        return None
+    if owner != uid:
+        os.close(pidfd)
+        raise PermissionError(f"process {pid} is uid {owner}'s, not {uid}'s")
+    return pidfd
 
 
 class _Process:
