@@ -20,7 +20,6 @@ from tests.helpers.reach import REACH_PRELUDE
 from toolgym.sandbox import supervisor
 from toolgym.sandbox.supervisor import SPAWNER_EXIT_WAIT_S
 
-
 WHO = textwrap.dedent("""
     import os
     print(json.dumps({"ppid": os.getppid(), "uid": os.getresuid(), "gid": os.getresgid(),
