@@ -196,6 +196,28 @@ async def test_commands_that_end_at_once_keep_the_spawner(sandbox):
 
 
 @pytest.mark.docker
+async def test_a_spawner_killed_between_commands_costs_no_command(sandbox):
+    spawner = await _spawner(sandbox)
+    await sandbox.aexec(f"(sleep 0.2; kill -9 {spawner}) > /dev/null 2>&1 &")
+    await asyncio.sleep(0.6)
+    r = await sandbox.aexec("echo hi")
+    assert (r.stdout, r.stderr, r.exit_code) == ("hi\n", "", 0), "it never saw this one"
+    assert (await _who(sandbox))["ppid"] == sandbox._channel.supervisor_pid  # noqa: SLF001
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("chunks", [2, 5])  # ~100 KB through the spawner; ~250 KB forked here
+async def test_long_commands_run_whichever_way_they_start(sandbox, chunks):
+    spawner = await _spawner(sandbox)
+    parent = spawner if chunks == 2 else sandbox._channel.supervisor_pid  # noqa: SLF001
+    argv = ["python3", "-c", "import os, sys; print(sum(map(len, sys.argv[1:])), os.getuid(),"
+            " os.getppid())"]
+    r = await sandbox.aexec(argv + ["x" * 50_000] * chunks)
+    assert (r.stdout, r.exit_code) == (f"{50_000 * chunks} 1000 {parent}\n", 0), r.stderr
+    assert await _spawner(sandbox) == spawner
+
+
+@pytest.mark.docker
 async def test_a_command_sent_to_a_stopped_spawner_is_not_started_a_second_time_here(sandbox):
     # Whether a silent spawner started it cannot be known, so the supervisor never
     # forks it again: the agent is told its status is unknown, and the next one runs.

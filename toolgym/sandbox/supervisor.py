@@ -32,7 +32,9 @@ the supervisor's uid, as in a bubblewrap sandbox where both are uid 1000) and
 ``rlimits`` (where no cgroup enforces limits).
 """
 
+import _thread
 import base64
+import errno
 import hashlib
 import json
 import os
@@ -80,9 +82,12 @@ class _Groups:
     def __init__(self):
         self.pgids = set()
 
+    def add(self, pgid):
+        self.pgids.add(pgid)
+
     def add_popen(self, *args, **kwargs):
         proc = subprocess.Popen(*args, **kwargs)
-        self.pgids.add(proc.pid)
+        self.add(proc.pid)
         return proc
 
     def kill_all(self):
@@ -116,32 +121,37 @@ ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: no ptrace, /proc/se
 sock = socket.socket(fileno=int(sys.argv[1]))
 sel = selectors.DefaultSelector()
 sel.register(sock, selectors.EVENT_READ)
-def send(msg):
-    sock.send(json.dumps(msg).encode())
-send({"ready": os.getpid()})
+def tell(reply, msg):
+    try:
+        reply.send(json.dumps(msg).encode(), socket.MSG_NOSIGNAL)
+    except OSError:  # the supervisor no longer waits for it
+        pass
+sock.send(json.dumps({"ready": os.getpid()}).encode())
 while True:
     for key, _ in sel.select():
         if key.fileobj is sock:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 20, 3)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 18, 4)
             if not msg:
                 sys.exit(0)
-            req = json.loads(msg)
+            req, reply = json.loads(msg), socket.socket(fileno=fds.pop())
             try:
                 proc = subprocess.Popen(req["argv"], stdin=fds[0], stdout=fds[1], stderr=fds[2],
                                         cwd=req["cwd"], env=req["env"], start_new_session=True)
             except OSError as exc:
-                send({"id": req["id"], "error": str(exc)})
+                tell(reply, {"error": str(exc)})
+                reply.close()
             else:
-                sel.register(os.pidfd_open(proc.pid), selectors.EVENT_READ, (req["id"], proc))
-                send({"id": req["id"], "pid": proc.pid})
+                sel.register(os.pidfd_open(proc.pid), selectors.EVENT_READ, (reply, proc))
+                tell(reply, {"pid": proc.pid})
             finally:
                 for fd in fds:
                     os.close(fd)
         else:
-            rid, proc = key.data
+            reply, proc = key.data
             sel.unregister(key.fd)
             os.close(key.fd)
-            send({"id": rid, "exit": proc.wait()})
+            tell(reply, {"exit": proc.wait()})
+            reply.close()
 """
 """The spawner: a small process of the agent's uid that starts the agent's commands.
 
@@ -149,16 +159,19 @@ A fork that switches uid cannot use ``vfork`` and copies the supervisor's page
 tables: ~1 ms more per command than a ``vfork`` of the same uid (see the
 README's Performance section). So the supervisor keeps one such process per
 episode, started at its own start and after each reset (which stops it first),
-hands it each command with its three pipe ends over a ``SOCK_SEQPACKET``
-socket pair and is told the pid and, later, the exit status. It holds nothing
-the agent's own processes could not: it is of the agent's uid, non-dumpable
-(they cannot trace it or take its socket), started isolated (``-I -S``, cwd
-``/``) from this copy of its source while no process of the agent's runs, and
-what it says is checked (a pid must be the agent's before it is ever signalled;
-a command's end is seen through a pidfd of the supervisor's own). Killing or
-stopping it costs the agent only its own speed: a command it was given is
-never started twice; its status may come back unknown (255, with a note on
-stderr) and later commands fork from the supervisor until the next reset."""
+and hands it each command over a ``SOCK_SEQPACKET`` socket pair with four
+descriptors: the command's three pipe ends and one end of a socket pair of the
+command's own, on which the spawner tells its pid and, later, its exit status
+(the thread that runs the command reads them there itself: no thread hop). It
+holds nothing the agent's own processes could not: it is of the agent's uid,
+non-dumpable (they cannot trace it or take its sockets), started isolated
+(``-I -S``, cwd ``/``) from this copy of its source while no process of the
+agent's runs, and what it says is checked (a pid must be the agent's before it
+is ever signalled; a command's end is seen through a pidfd of the supervisor's
+own). Killing or stopping it costs the agent only its own speed: a command it
+was given is never started twice; its status may come back unknown (255, with
+a note on stderr) and later commands fork from the supervisor until the next
+reset."""
 
 SPAWNER_WAIT_S = 5.0
 """How long a command waits for the spawner before it is dropped (stopped by the agent)."""
@@ -166,22 +179,59 @@ LOST_NOTE = (b"\n[toolgym] the process that starts your commands was stopped or 
              b" told how this one ended (exit status unknown); later ones start without it\n")
 SPAWNER_EXIT_WAIT_S = 1.0
 """How long after a command ended its spawner may take to tell the status (~1 ms honest)."""
+SPAWNER_REQUEST_BYTES = 200_000
+"""The longest command (argv, env) handed to the spawner (it reads up to 256 KiB; a
+socket's default send buffer holds ~208 KiB): a longer one forks here."""
 SPAWNER_MESSAGE_BYTES = 4096
-"""The longest reply the supervisor reads from the spawner: an honest one is ~40 bytes."""
+"""The longest message the supervisor reads from the spawner: an honest one is ~20 bytes."""
 
 
 class _Started:
-    """One command the spawner started: its pid and, once told, its exit status."""
+    """One command handed to the spawner: its own reply socket, then its pid and exit status."""
 
-    def __init__(self):
+    def __init__(self, sock, spawner, reported):
+        self.sock = sock  # this command's end of its reply socket pair
+        self.spawner = spawner  # the socket of the spawner it was handed to
+        self.reported = reported  # that spawner's reported pids (this one's, once told)
         self.pid = None
         self.uid = None  # the agent's, once the pid was seen alive under it: only then killed
         self.pidfd = None  # readable once it has ended, whatever the spawner says
-        self.sock = None  # of the spawner that started it
         self.code = None
-        self.error = None
-        self.have_pid = threading.Event()
-        self.done = threading.Event()
+        self.lost = False  # the spawner went (or was dropped) before it told the status
+
+    def receive(self, timeout):
+        """The spawner's next message about this command: None while it is silent for
+        ``timeout`` seconds, ``{}`` once it has gone or said something malformed."""
+        try:
+            if timeout <= 0:
+                self.sock.setblocking(False)
+            else:
+                self.sock.settimeout(timeout)
+            data = self.sock.recv(SPAWNER_MESSAGE_BYTES)
+            msg = json.loads(data) if data else {}
+        except (BlockingIOError, socket.timeout):  # noqa: UP041 - not TimeoutError before 3.10
+            return None
+        except (OSError, ValueError):
+            return {}
+        return msg if isinstance(msg, dict) else {}
+
+    def take_exit(self, timeout):
+        """Wait up to ``timeout`` for the exit status; True once it is known or lost."""
+        if self.code is not None or self.lost:
+            return True
+        msg = self.receive(timeout)
+        if msg is None:
+            return False
+        if isinstance(msg.get("exit"), int) and not isinstance(msg["exit"], bool):
+            self.code = msg["exit"]
+        else:  # gone, or not what an honest spawner says
+            self.lose()
+        return True
+
+    def lose(self):
+        """Stop listening to this command's spawner: its status is unknown."""
+        self.lost = True
+        SPAWNER.stop(self.spawner)
 
 
 class _Spawner:
@@ -191,8 +241,8 @@ class _Spawner:
         self.lock = threading.Lock()
         self.sock = None
         self.proc = None
-        self.started = {}
-        self.next_id = 0
+        self.uid = None
+        self.reported = set()  # pids it told of that have not been closed: killed at their deadline
         self.idle = threading.Event()  # no start in progress
         self.idle.set()
 
@@ -235,100 +285,81 @@ class _Spawner:
             hello = json.loads(ours.recv(SPAWNER_MESSAGE_BYTES) or b"{}")
         except (OSError, ValueError):
             hello = {}
-        if hello.get("ready") != proc.pid or _owner(proc.pid) != uid:
+        if not isinstance(hello, dict) or hello.get("ready") != proc.pid or _owner(
+                proc.pid) != uid:
             ours.close()
             _kill_group(proc.pid)
             proc.wait()
             return
-        ours.settimeout(None)
         with self.lock:
-            self.sock, self.proc = ours, proc
-        threading.Thread(target=self._read, args=(ours, uid), daemon=True).start()
-
-    def _read(self, sock, uid):
-        """Deliver the spawner's replies; on EOF or a malformed one, drop the spawner."""
-        while True:
-            try:
-                msg = json.loads(sock.recv(SPAWNER_MESSAGE_BYTES))
-                started = self.started.get(msg["id"])
-            except (OSError, ValueError, TypeError, KeyError):
-                break
-            if started is None:
-                break
-            if "pid" in msg:
-                pid = msg["pid"]
-                if not isinstance(pid, int) or pid <= 1:
-                    break
-                try:
-                    pidfd = _pidfd_of(pid, uid)
-                except PermissionError:
-                    break  # a pid that is not the agent's own: never signal it
-                started.pid = pid
-                if pidfd is not None:  # else it has exited (and was reaped) already
-                    started.uid, started.pidfd = uid, pidfd
-                    SPAWNED_GROUPS.pgids.add(pid)
-                started.have_pid.set()
-            elif "exit" in msg:
-                started.code = msg["exit"]
-                self.started.pop(msg["id"], None)
-                started.done.set()
-            else:
-                started.error = str(msg.get("error"))
-                self.started.pop(msg["id"], None)
-                started.have_pid.set()
-        self.stop(sock)
+            self.sock, self.proc, self.uid, self.reported = ours, proc, uid, set()
 
     def spawn(self, argv, cwd, env, fds, wait_s):
         """Have the spawner start ``argv`` on ``fds``; None if there is no spawner to ask.
 
         Once asked, the command is never started a second time here: a spawner
         that says nothing for ``wait_s`` (stopped by the agent) is dropped and the
-        command it may have started killed, and one that dies first leaves the
-        command "lost" (``pid`` None, exit status unknown).
+        command it may have started killed, and one that dies first, or reports
+        a pid that is not the agent's, leaves the command "lost" (``pid`` None,
+        exit status unknown).
 
         Raises:
             OSError: the spawner could not start the command (as Popen would).
         """
         self.idle.wait(wait_s)
         with self.lock:
-            sock = self.sock
-            if sock is None:
-                return None
-            self.next_id += 1
-            rid = self.next_id
-            started = self.started[rid] = _Started()
-            started.sock = sock
-        body = json.dumps({"id": rid, "argv": argv, "cwd": cwd, "env": env}).encode()
-        try:  # MSG_NOSIGNAL: a spawner the agent killed must not SIGPIPE the supervisor
-            socket.send_fds(sock, [body], fds, socket.MSG_NOSIGNAL)
-        except OSError:  # too long a message, or the spawner is gone: it never saw it
-            self.started.pop(rid, None)
+            spawner, uid, reported = self.sock, self.uid, self.reported
+        if spawner is None:
             return None
-        if not started.have_pid.wait(wait_s):
-            self.stop(sock)  # stopped by the agent: later commands fork from here
-        if started.error is not None:
-            raise OSError(started.error)
+        body = json.dumps({"argv": argv, "cwd": cwd, "env": env}).encode()
+        if len(body) > SPAWNER_REQUEST_BYTES:
+            return None
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:  # MSG_NOSIGNAL: a spawner the agent killed must not SIGPIPE the supervisor
+            socket.send_fds(spawner, [body], [*fds, theirs.fileno()], socket.MSG_NOSIGNAL)
+        except OSError as exc:  # too long a message, or the spawner is gone: it never saw it
+            ours.close()
+            if exc.errno != errno.EMSGSIZE:
+                self.stop(spawner)
+            return None
+        finally:
+            theirs.close()
+        started = _Started(ours, spawner, reported)
+        msg = started.receive(wait_s)
+        if msg is not None and "error" in msg:
+            ours.close()
+            raise OSError(str(msg["error"]))
+        pid = (msg or {}).get("pid")
+        try:
+            if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 1:
+                raise PermissionError  # silent (stopped by the agent), gone, or malformed
+            started.pidfd = _pidfd_of(pid, uid)
+        except PermissionError:  # a pid that is not the agent's own: never signal it
+            started.lose()
+            return started
+        started.pid = pid
+        if started.pidfd is not None:  # else it has exited (and was reaped) already
+            started.uid = uid
+            reported.add(pid)
+            SPAWNED_GROUPS.add(pid)
         return started
 
     def stop(self, sock=None):
-        """Drop the spawner (``sock``: only if it is still that one); wake every waiter."""
+        """Drop the spawner (``sock``: only if it is still that one) and what it started
+        but did not report; the commands that wait on it then see their sockets close."""
         with self.lock:
             if self.sock is None or (sock is not None and sock is not self.sock):
                 return
             sock, proc, self.sock, self.proc = self.sock, self.proc, None, None
-            waiting, self.started = self.started, {}
+            reported = set(self.reported)
         sock.close()
         os.kill(proc.pid, signal.SIGSTOP)  # it starts nothing more while its children are read
-        known = {started.pid for started in waiting.values()}
         for pid in _children(proc.pid):
-            if pid not in known:  # started, never reported: nobody could kill it at its deadline
+            if pid not in reported:  # started, never reported: nobody could kill it at its deadline
                 _kill_group(pid)
                 _kill(pid)
         _kill_group(proc.pid)
         proc.wait()
-        for started in waiting.values():
-            started.have_pid.set()
-            started.done.set()
 
 
 SPAWNER = _Spawner()
@@ -393,7 +424,7 @@ class _Process:
     @property
     def lost(self):
         """Started by a spawner that went before it told the exit status (or the pid)."""
-        return self.started is not None and self.started.code is None and self.started.done.is_set()
+        return self.started is not None and self.started.lost
 
     def kill(self):
         """SIGKILL the command's process group (the spawner's: if it is still the agent's)."""
@@ -404,7 +435,7 @@ class _Process:
     def poll(self):
         if self.popen is not None:
             return self.popen.poll()
-        return self._code() if self.started.done.is_set() else None
+        return self._code() if self.started.take_exit(0) else None
 
     def wait(self, timeout):
         """The exit status; ``subprocess.TimeoutExpired`` after ``timeout`` seconds.
@@ -416,7 +447,7 @@ class _Process:
             return self.popen.wait(timeout=timeout)
         end = time.monotonic() + (timeout if timeout is not None else float("inf"))
         ended = None
-        while not self.started.done.wait(max(0.0, min(0.05, end - time.monotonic()))):
+        while not self.started.take_exit(max(0.0, min(0.05, end - time.monotonic()))):
             now = time.monotonic()
             if ended is None and self._ended():
                 ended = now
@@ -430,12 +461,15 @@ class _Process:
     def drop(self):
         """Stop waiting on the spawner that started this command (it is stopped or lying)."""
         if self.started is not None:
-            SPAWNER.stop(self.started.sock)
+            self.started.lose()
 
     def close(self):
-        if self.started is not None and self.started.pidfd is not None:
-            os.close(self.started.pidfd)
-            self.started.pidfd = None
+        if self.started is not None:
+            self.started.sock.close()
+            self.started.reported.discard(self.pid)
+            if self.started.pidfd is not None:
+                os.close(self.started.pidfd)
+                self.started.pidfd = None
 
     def _ended(self):
         pidfd = self.started.pidfd
@@ -803,8 +837,8 @@ def serve(stdin, stdout):
         if size > MAX_FRAME:
             return
         req = json.loads(stdin.read(size))
-        try:
-            threading.Thread(target=handle, args=(req,), daemon=True).start()
+        try:  # not threading.Thread: its start() waits for the thread to run (~0.1 ms)
+            _thread.start_new_thread(handle, (req,))
         except RuntimeError:  # can't start a thread: the pids cap is exhausted
             handle(req)
 
