@@ -81,6 +81,13 @@ async def _spawner(sandbox) -> int | None:
     return pids[0] if pids else None
 
 
+async def _signal_spawner_between_commands(sandbox, signal: str) -> None:
+    """A detached process of the agent's sends ``signal`` to the spawner while none runs."""
+    spawner = await _spawner(sandbox)
+    await sandbox.aexec(f"(sleep 0.2; kill -{signal} {spawner}) > /dev/null 2>&1 &")
+    await asyncio.sleep(0.6)
+
+
 @pytest.mark.docker
 async def test_agent_commands_start_from_the_spawner_as_the_agent_in_their_own_session(
         sandbox):
@@ -197,9 +204,7 @@ async def test_commands_that_end_at_once_keep_the_spawner(sandbox):
 
 @pytest.mark.docker
 async def test_a_spawner_killed_between_commands_costs_no_command(sandbox):
-    spawner = await _spawner(sandbox)
-    await sandbox.aexec(f"(sleep 0.2; kill -9 {spawner}) > /dev/null 2>&1 &")
-    await asyncio.sleep(0.6)
+    await _signal_spawner_between_commands(sandbox, "KILL")
     r = await sandbox.aexec("echo hi")
     assert (r.stdout, r.stderr, r.exit_code) == ("hi\n", "", 0), "it never saw this one"
     assert (await _who(sandbox))["ppid"] == sandbox._channel.supervisor_pid  # noqa: SLF001
@@ -221,9 +226,7 @@ async def test_long_commands_run_whichever_way_they_start(sandbox, chunks):
 async def test_a_command_sent_to_a_stopped_spawner_is_not_started_a_second_time_here(sandbox):
     # Whether a silent spawner started it cannot be known, so the supervisor never
     # forks it again: the agent is told its status is unknown, and the next one runs.
-    spawner = await _spawner(sandbox)
-    await sandbox.aexec(f"(sleep 0.2; kill -STOP {spawner}) > /dev/null 2>&1 &")
-    await asyncio.sleep(0.5)
+    await _signal_spawner_between_commands(sandbox, "STOP")
     r = await sandbox.aexec("echo ran >> /tmp/runs", timeout=1.0)
     assert r.exit_code == 255 and "exit status unknown" in r.stderr
     r = await sandbox.aexec("cat /tmp/runs 2>/dev/null; echo next")
