@@ -141,8 +141,12 @@ def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
         async with SandboxPool(spec, PoolConfig(size=1)) as pool:
             return pool.events["orphans_reaped"]
 
-    assert asyncio.run(start_new_pool()) == 3
+    # Every pool reaps every dead owner's sandboxes, so under pytest-xdist a pool of a
+    # test on another worker may take some of these first (this one then counts fewer,
+    # or counts that test's): what holds either way is that none is left.
+    reaped = asyncio.run(start_new_pool())
     assert run_containers(run_id) == []
+    assert reaped == 3 or os.environ.get("PYTEST_XDIST_WORKER"), reaped
 
 
 @pytest.mark.parametrize("ending", ["return", "raise", "sigterm", "sigint"])
