@@ -81,7 +81,7 @@ def test_contributing_turn_level_estimator_recipe_is_used_by_a_turn_level_config
 @pytest.mark.skipif(shutil.which("bwrap") is None and not os.environ.get("CI"),
                     reason="bubblewrap not installed (CI installs it)")
 def test_contributing_add_a_sandbox_backend_recipe_serves_an_env(capsys, monkeypatch):
-    monkeypatch.setattr(backends, "_registry", dict(backends._registry))
+    monkeypatch.setattr(backends, "_registry", backends._registry.copy())
     exec(compile(section_code("Add a sandbox backend"), "README.md", "exec"),
          {"__name__": "readme_example"})
     assert capsys.readouterr().out.strip() == "success 1"

@@ -92,7 +92,7 @@ async def test_rollout_manager_runs_on_the_configured_backend_and_closes_its_poo
 
 @needs_bwrap
 async def test_a_backend_registered_from_tests_serves_a_factory(monkeypatch):
-    monkeypatch.setattr(backends, "_registry", dict(backends._registry))
+    monkeypatch.setattr(backends, "_registry", backends._registry.copy())
     backends.register_backend("counting", counting_backend.CountingBackend)
     counting_backend.CALLS.clear()
     async with EnvFactory(CALC, sandbox=SandboxConfig(backend="counting", pool_size=1),

@@ -36,7 +36,7 @@ SPEC = SandboxSpec(limits=Limits(memory_mb=256, timeout_s=10))
 @pytest.fixture
 def registry(monkeypatch):
     """The registry with the counting backend added (one line), restored afterwards."""
-    monkeypatch.setattr(backends, "_registry", dict(backends._registry))
+    monkeypatch.setattr(backends, "_registry", backends._registry.copy())
     register_backend("counting", "tests.helpers.counting_backend:CountingBackend")
     counting_backend.CALLS.clear()
 
@@ -44,7 +44,7 @@ def registry(monkeypatch):
 def test_builtin_backends_load_lazily_and_unknown_names_suggest_one():
     assert {"docker", "local"} <= set(backend_names())
     assert get_backend("local").name == "local" and get_backend("docker").name == "docker"
-    with pytest.raises(ConfigError, match="No sandbox backend 'lokal'.*Did you mean 'local'"):
+    with pytest.raises(ConfigError, match="Unknown sandbox backend 'lokal'.*Did you mean 'local'"):
         get_backend("lokal")
     with pytest.raises(ConfigError, match="'local' does not take \\['host'\\]"):
         get_backend("local", host="tcp://elsewhere:2375")
@@ -63,7 +63,7 @@ def test_entry_point_group_registers_third_party_backends(tmp_path, monkeypatch)
         "[toolgym.sandbox_backends]\n"
         "counted = tests.helpers.counting_backend:CountingBackend\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setattr(backends, "_registry", dict(backends._registry))
+    monkeypatch.setattr(backends, "_registry", backends._registry.copy())
     monkeypatch.setattr(backends, "_plugins_loaded", False)
     assert "counted" in backend_names()
     assert isinstance(get_backend("counted", budget_mb=512), counting_backend.CountingBackend)

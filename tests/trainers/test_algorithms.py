@@ -34,7 +34,7 @@ def test_an_unknown_name_suggests_the_closest_and_where_estimators_live() -> Non
 
 
 def test_a_registered_trainer_is_selectable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(algorithms, "_registry", dict(algorithms._registry))
+    monkeypatch.setattr(algorithms, "_registry", algorithms._registry.copy())
     register_algorithm("mine", ArCHerTrainer)
     register_algorithm("mine", ArCHerTrainer)  # the same again: harmless
     assert get_algorithm("mine") is ArCHerTrainer

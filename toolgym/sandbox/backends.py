@@ -24,14 +24,13 @@ Example:
 
 from __future__ import annotations
 
-import difflib
-import importlib
 import importlib.metadata
 import logging
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from toolgym.errors import ConfigError
+from toolgym.registry import Registry, load
 from toolgym.sandbox.base import Sandbox
 from toolgym.sandbox.spec import SandboxSpec
 
@@ -76,7 +75,7 @@ class SandboxBackend(Protocol):
         ...
 
 
-_registry: dict[str, str | BackendFactory] = {}
+_registry: Registry[str | BackendFactory] = Registry("sandbox backend")
 _plugins_loaded = False
 
 
@@ -90,10 +89,7 @@ def register_backend(name: str, entry_point: str | BackendFactory) -> None:
     Raises:
         ConfigError: ``name`` is taken by another backend.
     """
-    old = _registry.get(name)
-    if old is not None and old != entry_point:
-        raise ConfigError(f"sandbox backend {name!r} is already registered ({old!r})")
-    _registry[name] = entry_point
+    _registry.add(name, entry_point)
 
 
 register_backend("docker", "toolgym.sandbox.docker:DockerBackend")
@@ -115,7 +111,7 @@ def _load_plugins() -> None:
 def backend_names() -> list[str]:
     """Every registered backend name, plugins included."""
     _load_plugins()
-    return sorted(_registry)
+    return list(_registry)
 
 
 def check_backend_name(name: str) -> str | BackendFactory:
@@ -125,13 +121,7 @@ def check_backend_name(name: str) -> str | BackendFactory:
         ConfigError: no backend has that name (with close matches).
     """
     _load_plugins()
-    entry = _registry.get(name)
-    if entry is None:
-        close = difflib.get_close_matches(name, list(_registry), n=3, cutoff=0.5)
-        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise ConfigError(f"No sandbox backend {name!r}.{hint} Registered: "
-                          f"{', '.join(sorted(_registry))}.")
-    return entry
+    return _registry.lookup(name)
 
 
 def get_backend(name: str, **options: Any) -> SandboxBackend:
@@ -141,16 +131,10 @@ def get_backend(name: str, **options: Any) -> SandboxBackend:
         ConfigError: no backend has that name (with close matches), or it rejects
             ``options``.
     """
-    entry = check_backend_name(name)
-    factory = _import(entry) if isinstance(entry, str) else entry
+    factory: BackendFactory = load(check_backend_name(name))
     try:
         return factory(**options)
     except TypeError as exc:
         raise ConfigError(f"sandbox backend {name!r} does not take {sorted(options)}: "
                           f"{exc}") from None
 
-
-def _import(entry_point: str) -> BackendFactory:
-    module, _, attr = entry_point.partition(":")
-    factory: BackendFactory = getattr(importlib.import_module(module), attr)
-    return factory

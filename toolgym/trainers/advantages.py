@@ -20,7 +20,6 @@ registry of the same kind (:class:`EstimatorRegistry`), filled the same way by
 
 from __future__ import annotations
 
-import difflib
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import torch
 from torch import Tensor
 
 from toolgym.errors import ConfigError
+from toolgym.registry import Registry
 
 __all__ = [
     "ADVANTAGE_ESTIMATORS",
@@ -359,7 +359,7 @@ class RegisteredEstimator:
     boundary before the update (VinePPO), so the rollout source must continue episodes."""
 
 
-class EstimatorRegistry(dict[str, RegisteredEstimator]):
+class EstimatorRegistry(Registry[RegisteredEstimator]):
     """Estimators by config name, with a did-you-mean for unknown ones.
 
     There are two, filled and read alike: :data:`ADVANTAGE_ESTIMATORS`
@@ -377,37 +377,8 @@ class EstimatorRegistry(dict[str, RegisteredEstimator]):
     """
 
     def __init__(self, kind: str) -> None:
-        super().__init__()
-        self.kind = kind
-        """What its entries are called in messages (``"advantage estimator"``)."""
-
-    def add(self, name: str, entry: RegisteredEstimator) -> None:
-        """Register ``entry`` under ``name`` (again with the same function: its flags are updated).
-
-        Raises:
-            ConfigError: ``name`` is taken by another function.
-        """
-        name = str(name)  # a StrEnum member's value, so messages show the plain name
-        old = self.get(name)
-        if old is not None and old.fn is not entry.fn:
-            raise ConfigError(f"{self.kind} {name!r} is already registered ({old.fn!r})")
-        self[name] = entry
-
-    def lookup(self, name: str) -> RegisteredEstimator:
-        """The entry of ``name``.
-
-        Raises:
-            ConfigError: ``name`` is not registered; the message lists the valid names.
-        """
-        entry = self.get(str(name))
-        if entry is None:
-            valid = list(self)
-            close = difflib.get_close_matches(str(name), valid, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise ConfigError(
-                f"Unknown {self.kind} {name!r}.{hint} Valid names: {', '.join(valid)}."
-            )
-        return entry
+        # Registering the same function again updates its flags; another one clashes.
+        super().__init__(kind, identity=lambda entry: entry.fn)
 
 
 ADVANTAGE_ESTIMATORS = EstimatorRegistry("advantage estimator")

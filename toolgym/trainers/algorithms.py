@@ -20,18 +20,19 @@ critic.
 
 from __future__ import annotations
 
-import difflib
-import importlib
 from typing import TYPE_CHECKING
 
-from toolgym.errors import ConfigError
+from toolgym.registry import Registry, load
 
 if TYPE_CHECKING:
     from toolgym.trainers.base import Trainer
 
 __all__ = ["algorithm_names", "get_algorithm", "register_algorithm"]
 
-_registry: dict[str, str | type[Trainer]] = {}
+_registry: Registry[str | type[Trainer]] = Registry(
+    "algorithm", note="(RLOO, Dr.GRPO and REINFORCE++ are algorithm: grpo with "
+    "advantage_estimator: rloo / drgrpo / reinforce_pp; GiGPO, turn GAE and VinePPO are "
+    "algorithm: turn_level with a turn_estimator.)")
 
 
 def register_algorithm(name: str, trainer: str | type[Trainer]) -> None:
@@ -45,10 +46,7 @@ def register_algorithm(name: str, trainer: str | type[Trainer]) -> None:
     Raises:
         ConfigError: ``name`` is taken by another trainer.
     """
-    old = _registry.get(name)
-    if old is not None and old != trainer:
-        raise ConfigError(f"algorithm {name!r} is already registered ({old!r})")
-    _registry[name] = trainer
+    _registry.add(name, trainer)
 
 
 register_algorithm("grpo", "toolgym.trainers.grpo:GRPOTrainer")
@@ -70,17 +68,5 @@ def get_algorithm(name: str) -> type[Trainer]:
         ConfigError: no algorithm has that name (with a did-you-mean, and where
             the estimator variants live).
     """
-    entry = _registry.get(name)
-    if entry is None:
-        close = difflib.get_close_matches(name, list(_registry), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ConfigError(f"Unknown algorithm {name!r}.{hint} Valid names: "
-                          f"{', '.join(_registry)}. "
-                          "(RLOO, Dr.GRPO and REINFORCE++ are algorithm: grpo with "
-                          "advantage_estimator: rloo / drgrpo / reinforce_pp; GiGPO, turn GAE "
-                          "and VinePPO are algorithm: turn_level with a turn_estimator.)")
-    if isinstance(entry, str):
-        module, _, attr = entry.partition(":")
-        trainer: type[Trainer] = getattr(importlib.import_module(module), attr)
-        return trainer
-    return entry
+    trainer: type[Trainer] = load(_registry.lookup(name))
+    return trainer
