@@ -194,8 +194,7 @@ class _Started:
         self.spawner = spawner  # the socket of the spawner it was handed to
         self.reported = reported  # that spawner's reported pids (this one's, once told)
         self.pid = None
-        self.uid = None  # the agent's, once the pid was seen alive under it: only then killed
-        self.pidfd = None  # readable once it has ended, whatever the spawner says
+        self.pidfd = None  # taken while it was the agent's; readable once it has ended
         self.code = None
         self.lost = False  # the spawner went (or was dropped) before it told the status
 
@@ -339,7 +338,6 @@ class _Spawner:
             return started
         started.pid = pid
         if started.pidfd is not None:  # else it has exited (and was reaped) already
-            started.uid = uid
             reported.add(pid)
             SPAWNED_GROUPS.add(pid)
         return started
@@ -387,6 +385,15 @@ def _owner(pid):
         return None
 
 
+def _unreaped(pidfd):
+    """Whether the process of ``pidfd`` is still there (running, or ended and not reaped)."""
+    try:
+        signal.pidfd_send_signal(pidfd, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def _pidfd_of(pid, uid):
     """A pidfd of process ``pid``, checked to be ``uid``'s; None if it is gone (reaped).
 
@@ -402,10 +409,8 @@ def _pidfd_of(pid, uid):
         pidfd = os.pidfd_open(pid)
     except OSError:
         return None
-    try:
-        owner = _owner(pid)
-        signal.pidfd_send_signal(pidfd, 0)
-    except ProcessLookupError:
+    owner = _owner(pid)
+    if not _unreaped(pidfd):
         os.close(pidfd)
         return None
     if owner != uid:
@@ -427,9 +432,10 @@ class _Process:
         return self.started is not None and self.started.lost
 
     def kill(self):
-        """SIGKILL the command's process group (the spawner's: if it is still the agent's)."""
+        """SIGKILL the command's process group (the spawner's: while its leader, checked to
+        be the agent's when its pidfd was taken, is not yet reaped, so its pid is its own)."""
         if self.popen is not None or (
-                self.started.uid is not None and _owner(self.pid) == self.started.uid):
+                self.started.pidfd is not None and _unreaped(self.started.pidfd)):
             _kill_group(self.pid)
 
     def poll(self):
