@@ -72,6 +72,9 @@ async def _who(sandbox, **kwargs) -> dict:
 
 async def _spawner(sandbox) -> int | None:
     """The pid of the supervisor's child of the agent's uid, if there is one."""
+    # The spawner starts on a thread (at supervisor start and after a reset): an agent
+    # command waits for it to be up, a trusted one does not.
+    await sandbox.aexec("true")
     supervisor = sandbox._channel.supervisor_pid  # noqa: SLF001
     r = await sandbox.aexec(
         f"grep -l '^PPid:\\s*{supervisor}$' /proc/[0-9]*/status | "
