@@ -2,11 +2,13 @@
 
 Run: `.venv/bin/python benchmarks/supervisor_ab.py --base REV [--rounds 6] [--n 100]`.
 Starts one sandbox whose supervisor is `toolgym/sandbox/supervisor.py` at git
-revision REV and one with the working tree's, then times `exec true` (the
-agent's path) and, where both know it, a trusted `true` in alternating rounds,
-so load drifts hit both alike. A base from before the supervisor took its JSON
-configuration (91cc758) is started without it: it runs commands as root, i.e.
-the path before the agent had a uid of its own.
+revision REV and two with the working tree's, one of them kept on Docker's exec
+stream (`direct=False`, see `toolgym/sandbox/host_socket.py`), then times `exec
+true` (the agent's path) and, where all know it, a trusted `true` in
+alternating rounds, so load drifts hit all alike. A base from before the
+direct socket cannot attach to it and stays on the exec stream. A base from
+before the supervisor took its JSON configuration (91cc758) is started without
+it: it runs commands as root, i.e. the path before the agent had a uid of its own.
 """
 
 from __future__ import annotations
@@ -25,14 +27,14 @@ from toolgym.sandbox.spec import SandboxSpec
 SOURCE = "toolgym/sandbox/supervisor.py"
 
 
-async def _start(source: str, image: str) -> DockerSandbox:
+async def _start(source: str, image: str, direct: bool = True) -> DockerSandbox:
     """A sandbox whose channel runs ``source`` (the backend reads both names at start)."""
     config, current = docker_backend.supervisor_config, docker_backend.SUPERVISOR_SOURCE
     docker_backend.SUPERVISOR_SOURCE = source
     if "def configure(" not in source:  # its argv[1] was a dict of rlimits
         docker_backend.supervisor_config = lambda *args, **kwargs: "{}"  # type: ignore[assignment]
     try:
-        return await DockerSandbox.acreate(SandboxSpec(image=image))
+        return await DockerSandbox.acreate(SandboxSpec(image=image), direct=direct)
     finally:
         docker_backend.supervisor_config, docker_backend.SUPERVISOR_SOURCE = config, current
 
@@ -55,7 +57,9 @@ async def main(base: str, rounds: int, n: int, image: str) -> None:
     old = subprocess.run(["git", "show", f"{base}:{SOURCE}"], check=True, capture_output=True,
                          text=True).stdout
     new = Path(SOURCE).read_text(encoding="utf-8")
-    sandboxes = {base: await _start(old, image), "working tree": await _start(new, image)}
+    sandboxes = {base: await _start(old, image),
+                 "working tree, exec stream": await _start(new, image, direct=False),
+                 "working tree": await _start(new, image)}
     rows: dict[tuple[str, str], list[float]] = {}
     failures: dict[tuple[str, str], int] = {}
     try:
@@ -73,8 +77,9 @@ async def main(base: str, rounds: int, n: int, image: str) -> None:
         print(f"| {name} | `{label}` | {statistics.median(samples) * 1e3:.2f} | {len(samples)} "
               f"| {failures[name, label]} |")
     before = statistics.median(rows[(base, "true")])
-    after = statistics.median(rows[("working tree", "true")])
-    print(f"\nagent's `true`: working tree / {base} = {after / before:.3f}")
+    for name in list(sandboxes)[1:]:
+        after = statistics.median(rows[(name, "true")])
+        print(f"\nagent's `true`: {name} / {base} = {after / before:.3f}")
 
 
 if __name__ == "__main__":

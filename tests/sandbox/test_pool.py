@@ -7,7 +7,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -136,6 +138,8 @@ def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
     proc.send_signal(signal.SIGKILL)
     _ended(proc, timeout=60)
     assert len(run_containers(run_id)) == 3, "kill -9 leaves them (nothing can run)"
+    sockets = list(Path(tempfile.gettempdir()).glob(f"toolgym-sockets-{proc.pid}-*"))
+    assert len(sockets) == 1 and len(list(sockets[0].iterdir())) == 3, sockets
 
     async def start_new_pool():
         async with SandboxPool(spec, PoolConfig(size=1)) as pool:
@@ -146,6 +150,7 @@ def test_sigkill_of_owner_then_new_pool_leaves_zero_leftovers(spec):
     # or counts that test's): what holds either way is that none is left.
     reaped = asyncio.run(start_new_pool())
     assert run_containers(run_id) == []
+    assert not sockets[0].exists(), "its channel sockets go with its containers"
     assert reaped == 3 or os.environ.get("PYTEST_XDIST_WORKER"), reaped
 
 
@@ -172,6 +177,7 @@ def test_exit_hook_removes_containers(ending):
         proc.send_signal(signal.SIGINT)
     _ended(proc, timeout=60)
     assert run_containers(run_id) == []
+    assert not list(Path(tempfile.gettempdir()).glob(f"toolgym-sockets-{proc.pid}-*"))
 
 
 async def test_an_acquire_cancelled_while_its_sandbox_starts_leaks_nothing(spec):

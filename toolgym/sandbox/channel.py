@@ -13,6 +13,7 @@ import hashlib
 import itertools
 import json
 import secrets
+import socket
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol
@@ -104,6 +105,25 @@ class Transport(Protocol):
     def close(self) -> None: ...
 
 
+class StreamTransport:
+    """An asyncio stream that carries the protocol and nothing else: the direct socket of
+    :meth:`SupervisorChannel.attach`."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+
+    async def read(self) -> bytes:
+        return await self._reader.read(1 << 16)
+
+    async def write(self, data: bytes) -> None:
+        self._writer.write(data)
+        await self._writer.drain()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 class SupervisorChannel:
     """Sends framed requests to a supervisor and resolves replies by id.
 
@@ -119,22 +139,67 @@ class SupervisorChannel:
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
+        """Where requests go: the start transport, or the direct socket once attached."""
+        self._transports: list[Transport] = [transport]
         self._ids = itertools.count(secrets.randbits(48))
         self._pending: dict[int, tuple[asyncio.Future[dict[str, Any]], int]] = {}
-        self._reader: asyncio.Task[None] | None = None
+        self._readers: list[asyncio.Task[None]] = []
         self._token = secrets.token_hex(16)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.closed = False
         self.violation: str | None = None
         """Why the channel was closed on a frame no honest supervisor sends, if it was."""
         self.supervisor_pid: int | None = None
+        self.direct = False
+        """Requests go over the direct socket of :meth:`attach`."""
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start reading replies, check the supervisor answers and hand it the token."""
         self.loop = asyncio.get_running_loop()
-        self._reader = self.loop.create_task(self._read_loop())
+        self._readers.append(self.loop.create_task(self._read_loop(self._transport)))
         reply = await self.request("ping", reply_timeout=timeout, token=self._token)
         self.supervisor_pid = int(reply["pid"])
+
+    async def attach(self, listener: socket.socket, path: str, timeout: float = 5.0) -> bool:
+        """Move requests onto a unix socket the supervisor connects to ``listener`` through
+        (``path`` is where it sees the listener), when it can and proves the token.
+
+        The supervisor connects and writes its proof before it answers the ``attach``
+        request, so its connection is waiting when the answer comes; one that cannot
+        prove the token (a supervisor of another channel, anything else that reached
+        the socket) is closed and the next one is tried until ``timeout``. Replies to
+        requests sent before the move still come on the old transport, which stays
+        open: the supervisor exits when it closes.
+
+        Returns:
+            whether requests now go over the socket (False: where they went before,
+            e.g. a remote daemon, whose containers cannot reach this host's socket).
+        """
+        assert self.loop is not None
+        challenge = secrets.token_hex(16)
+        try:
+            await self.request("attach", reply_timeout=timeout, path=path, challenge=challenge)
+        except RuntimeError:  # it could not connect: no such socket in the sandbox
+            return False
+        deadline = self.loop.time() + timeout
+        while (left := deadline - self.loop.time()) > 0:
+            try:
+                conn, _ = await asyncio.wait_for(self.loop.sock_accept(listener), left)
+            except TimeoutError:
+                break
+            reader, writer = await asyncio.open_connection(sock=conn)
+            try:
+                proof = await asyncio.wait_for(_first_frame(reader), max(left, 0.1))
+            except (OSError, ValueError, TimeoutError, asyncio.IncompleteReadError):
+                proof = None
+            if self.proves_identity(challenge, proof):
+                transport = StreamTransport(reader, writer)
+                self._transports.append(transport)
+                self._readers.append(self.loop.create_task(self._read_loop(transport)))
+                self._transport, self.direct = transport, True
+                return True
+            writer.close()
+        return False
 
     def proves_identity(self, challenge: str, proof: object) -> bool:
         """True when ``proof`` (from a reset reply) shows the token this channel handed over."""
@@ -153,12 +218,12 @@ class SupervisorChannel:
     def _frame_limit(self) -> int:
         return max((limit for _, limit in self._pending.values()), default=SMALL_REPLY_BYTES)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, transport: Transport) -> None:
         buf = bytearray()
         size = supervisor.HEADER.size
         try:
             while True:
-                chunk = await self._transport.read()
+                chunk = await transport.read()
                 if not chunk:
                     break
                 buf += chunk
@@ -182,7 +247,8 @@ class SupervisorChannel:
         except (OSError, ValueError, asyncio.IncompleteReadError):
             pass
         finally:
-            self._transport.close()
+            for each in self._transports:
+                each.close()
             self._fail_all()
 
     def _fail_all(self) -> None:
@@ -228,10 +294,21 @@ class SupervisorChannel:
 
     def close(self) -> None:
         """Close the transport; pending requests fail with :class:`ChannelLost`."""
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
-        self._transport.close()
+        for reader in self._readers:
+            if not reader.done():
+                reader.cancel()
+        for transport in self._transports:
+            transport.close()
         self._fail_all()
+
+
+async def _first_frame(reader: asyncio.StreamReader) -> object:
+    """The ``proof`` of the first frame on a socket the supervisor attached through."""
+    (n,) = supervisor.HEADER.unpack(await reader.readexactly(supervisor.HEADER.size))
+    if n > SMALL_REPLY_BYTES:
+        raise ValueError(f"a first frame of {n} bytes")
+    message = json.loads(await reader.readexactly(n))
+    return message.get("proof") if isinstance(message, dict) else None
 
 
 def decode_exec_reply(reply: Mapping[str, Any]) -> ExecResult:

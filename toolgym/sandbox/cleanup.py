@@ -8,7 +8,8 @@ Three layers, each covering what the one before cannot:
    Ctrl-C (SIGINT), and SIGTERM once :func:`exit_on_sigterm` is installed.
 3. After ``kill -9``, nothing in the dead process can run; :func:`reap_orphans`
    (called when a pool starts, and by ``toolgym sandbox prune``) removes
-   containers whose labelled owner is provably dead.
+   containers whose labelled owner is provably dead, and such owners' parent
+   cgroups and channel socket directories.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 
 import docker.errors
 
-from toolgym.sandbox import cgroup, owner
+from toolgym.sandbox import cgroup, host_socket, owner
 from toolgym.sandbox.docker_client import docker_client
 
 _hook_lock = threading.Lock()
@@ -79,7 +80,8 @@ def _remove_all(ids: list[str], host: str | None = None) -> int:
 
 def reap_orphans(host: str | None = None) -> int:
     """Remove containers (on the daemon at ``host``) whose owner process is provably dead,
-    then those owners' empty parent cgroups (:mod:`toolgym.sandbox.cgroup`).
+    then those owners' empty parent cgroups (:mod:`toolgym.sandbox.cgroup`) and socket
+    directories (:mod:`toolgym.sandbox.host_socket`).
 
     Returns:
         how many containers were removed.
@@ -89,6 +91,7 @@ def reap_orphans(host: str | None = None) -> int:
         host,
     )
     cgroup.reap_orphan_parents()
+    host_socket.reap_orphan_dirs()
     return removed
 
 

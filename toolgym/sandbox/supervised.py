@@ -38,7 +38,8 @@ class SupervisedSandbox(SyncMixin):
         """Reset may kill every process of the sandbox uid (false where the uid is shared)."""
         self.events: Counter[str] = Counter()
         """Counted infrastructure events: channel_restarts, channel_lost, fallback_execs,
-        hard_kills, bad_frames (replies refused by the channel's bounds)."""
+        hard_kills, bad_frames (replies refused by the channel's bounds), attach_failed
+        (a channel stayed on its start transport: see ``SupervisorChannel.attach``)."""
         self.tainted = False
         """Something in the sandbox broke the supervisor protocol (an oversized or forged
         frame, a failed identity check): a pool replaces it instead of reusing it."""

@@ -6,10 +6,11 @@ over its stdin/stdout with length-prefixed JSON frames; each ``exec`` is one
 request, answered in about a millisecond. The script uses only the standard
 library, because it runs with whatever python3 the sandbox image has.
 
-Requests (``op``): ``ping``, ``exec``, ``write_file``, ``read_file`` and
+Requests (``op``): ``ping``, ``exec``, ``write_file``, ``read_file``,
 ``reset`` (kill every other process of the sandbox user and wipe the work
-dirs). Each request carries an ``id`` that its reply repeats, so several
-requests may be in flight at once; each is served on its own thread.
+dirs) and ``attach`` (serve the host over a unix socket it listens on, too).
+Each request carries an ``id`` that its reply repeats, so several requests may
+be in flight at once; each is served on its own thread.
 
 Out of the agent's reach. In a Docker sandbox the supervisor runs as the
 platform's uid (root of the container, holding only CAP_SETUID, CAP_SETGID and
@@ -809,8 +810,29 @@ def ping(req):
     return {"pid": os.getpid(), "uid": os.getuid()}
 
 
+def attach(req):
+    """Serve the host also over the unix socket at ``path``, which skips Docker's exec stream
+    (~0.7 ms a round trip) for a direct one (~0.01 ms).
+
+    The host listens there (a read-only bind mount in a directory only this uid can
+    enter); this connects, proves the token for ``challenge`` as the first frame on the
+    socket, and then serves requests arriving on either channel, each answered on the one
+    it came in on. The socket is not inherited by any command (close-on-exec).
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(req["path"])
+        sock.sendall(encode_frame({"proof": _proof(req.get("challenge", ""))}))
+    except OSError:
+        sock.close()
+        raise
+    _thread.start_new_thread(serve, (sock.makefile("rb"), sock.makefile("wb")))
+    return {}
+
+
 OPS = {
     "ping": ping,
+    "attach": attach,
     "exec": run_command,
     "write_file": write_file,
     "read_file": read_file,
