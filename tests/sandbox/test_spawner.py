@@ -9,6 +9,7 @@ the attack must not reach it, or cost the agent nothing but speed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import subprocess
@@ -18,6 +19,7 @@ import pytest
 
 from tests.helpers.reach import REACH_PRELUDE
 from toolgym.sandbox import supervisor
+from toolgym.sandbox.docker import DockerSandbox
 from toolgym.sandbox.supervisor import SPAWNER_EXIT_WAIT_S
 
 WHO = textwrap.dedent("""
@@ -193,16 +195,20 @@ async def test_a_background_stop_of_the_spawner_while_a_command_runs(sandbox):
 
 
 @pytest.mark.docker
-async def test_commands_that_end_at_once_keep_the_spawner(sandbox):
+async def test_commands_that_end_at_once_keep_the_spawner(spec):
     # Each reported pid is checked while the spawner may already be reaping it:
     # a check that mistook that moment for another uid's process dropped the
     # spawner and told an honest command its status was unknown (~1 in 900).
-    spawner = await _spawner(sandbox)
-    for _ in range(150):
-        results = await asyncio.gather(*(sandbox.aexec("true") for _ in range(32)))
-        assert all(r.exit_code == 0 and r.stderr == "" for r in results), [
-            (r.exit_code, r.stderr) for r in results if r.exit_code != 0]
-    assert await _spawner(sandbox) == spawner
+    # The default pids cap: 32 commands at once hold 32 supervisor threads and 32
+    # processes, which the small spec's 64 refuses now and then (EAGAIN, exit 127).
+    roomy = dataclasses.replace(spec, limits=dataclasses.replace(spec.limits, pids=256))
+    async with await DockerSandbox.acreate(roomy) as sandbox:
+        spawner = await _spawner(sandbox)
+        for _ in range(150):
+            results = await asyncio.gather(*(sandbox.aexec("true") for _ in range(32)))
+            assert all(r.exit_code == 0 and r.stderr == "" for r in results), [
+                (r.exit_code, r.stderr) for r in results if r.exit_code != 0]
+        assert await _spawner(sandbox) == spawner
 
 
 @pytest.mark.docker
