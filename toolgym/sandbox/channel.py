@@ -150,8 +150,6 @@ class SupervisorChannel:
         self.violation: str | None = None
         """Why the channel was closed on a frame no honest supervisor sends, if it was."""
         self.supervisor_pid: int | None = None
-        self.direct = False
-        """Requests go over the direct socket of :meth:`attach`."""
 
     async def start(self, timeout: float = 10.0) -> None:
         """Start reading replies, check the supervisor answers and hand it the token."""
@@ -196,10 +194,15 @@ class SupervisorChannel:
                 transport = StreamTransport(reader, writer)
                 self._transports.append(transport)
                 self._readers.append(self.loop.create_task(self._read_loop(transport)))
-                self._transport, self.direct = transport, True
+                self._transport = transport
                 return True
             writer.close()
         return False
+
+    @property
+    def direct(self) -> bool:
+        """Requests go over the direct socket of :meth:`attach`."""
+        return len(self._transports) > 1
 
     def proves_identity(self, challenge: str, proof: object) -> bool:
         """True when ``proof`` (from a reset reply) shows the token this channel handed over."""

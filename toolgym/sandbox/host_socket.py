@@ -74,7 +74,7 @@ def reap_orphan_dirs() -> int:
 
 
 class HostSocket:
-    """One sandbox's listening socket on the host, and the container options that mount it."""
+    """One sandbox's listening socket on the host (``docker.container_options`` mounts it)."""
 
     def __init__(self) -> None:
         self.path = _process_dir() / f"{secrets.token_hex(8)}.sock"
